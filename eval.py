@@ -1,0 +1,129 @@
+"""Evaluate a checkpoint: accuracy and response length, per benchmark and per difficulty level.
+
+Uses the prompts, answer checking and model loading of training, so numbers match what training optimised.
+
+    python eval.py --model runs/fast-grpo/checkpoint-100 --data synthetic
+    python eval.py --model DIR --data test.jsonl --method no-thinking --output results.json
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import data
+import fast_grpo
+import rewards
+import vlm
+
+
+def generate_records(model, processor, examples, method="fast", max_new_tokens=1024, batch_size=32,
+                     num_samples=1, temperature=0.0):
+    """Answer every example `num_samples` times; one record per response (correct, format, tokens, ...)."""
+    preset = fast_grpo.METHODS[method]
+    instruction = fast_grpo.PROMPTS[preset["prompt"]]
+    suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    records = []
+    for start in tqdm(range(0, len(examples), batch_size), desc="eval", leave=False):
+        batch = examples[start:start + batch_size]
+        prompts = [vlm.chat_prompt(processor, e["question"], instruction) for e in batch]
+        inputs = vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in batch])
+        inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
+        out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
+        answers = [e["answer"] for e in batch for _ in range(num_samples)]
+        correct, fmt = fast_grpo.score_responses(out["texts"], answers, method)
+        for row, text in enumerate(out["texts"]):
+            example = batch[row // num_samples]
+            records.append(dict(index=start + row // num_samples, level=example.get("level"),
+                                benchmark=example.get("benchmark"), correct=float(correct[row]),
+                                format=float(fmt[row]) if preset["format_style"] else 1.0,
+                                tokens=int(out["response_mask"][row].sum()),
+                                truncated=bool(out["truncated"][row]), response=text))
+    return records
+
+
+def summarise(records):
+    """accuracy, mean/median tokens, well-formed share, truncated share and count of a list of records."""
+    tokens = [r["tokens"] for r in records]
+    return dict(accuracy=float(np.mean([r["correct"] for r in records])), tokens_mean=float(np.mean(tokens)),
+                tokens_median=float(np.median(tokens)), well_formed=float(np.mean([r["format"] for r in records])),
+                truncated=float(np.mean([r["truncated"] for r in records])), count=len(records))
+
+
+def group_key(records, num_samples):
+    """Records -> their group: the `level` field, else (K > 1) bins of the model's own pass rate, else 'all'."""
+    if all(r["level"] is not None for r in records):
+        return [r["level"] for r in records]
+    if num_samples > 1:
+        pass_rate = {}
+        for r in records:
+            pass_rate.setdefault(r["index"], []).append(r["correct"])
+        bins = {i: ("pass<=0.25" if np.mean(c) <= 0.25 else "pass>=0.75" if np.mean(c) >= 0.75 else "0.25<pass<0.75")
+                for i, c in pass_rate.items()}
+        return [bins[r["index"]] for r in records]
+    return ["all"] * len(records)
+
+
+def evaluate(model, processor, examples, num_samples=1, **kwargs):
+    """{benchmark: {group: summary, 'all': summary}} over the examples."""
+    records = generate_records(model, processor, examples, num_samples=num_samples, **kwargs)
+    results = {}
+    for benchmark in sorted({r["benchmark"] or "data" for r in records}):
+        subset = [r for r in records if (r["benchmark"] or "data") == benchmark]
+        keys = group_key(subset, num_samples)
+        results[benchmark] = {key: summarise([r for r, k in zip(subset, keys) if k == key])
+                              for key in sorted(set(keys), key=level_order)}
+        results[benchmark]["all"] = summarise(subset)
+    return results
+
+
+def level_order(key):
+    order = {"easy": 0, "medium": 1, "hard": 2}
+    return (order.get(key, 3), str(key))
+
+
+def markdown_table(results, title="model"):
+    lines = [f"| {title} | group | accuracy | tokens (mean) | tokens (median) | well-formed | truncated | n |",
+             "|---|---|---|---|---|---|---|---|"]
+    for benchmark, groups in results.items():
+        for group, s in groups.items():
+            lines.append(f"| {benchmark} | {group} | {100 * s['accuracy']:.1f} | {s['tokens_mean']:.1f} | "
+                         f"{s['tokens_median']:.0f} | {100 * s['well_formed']:.1f} | {100 * s['truncated']:.1f} | "
+                         f"{s['count']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=fast_grpo.DEMO_MODEL, help="checkpoint folder or hub id")
+    parser.add_argument("--data", default="synthetic", help="JSONL file, or 'synthetic' for the held-out demo set")
+    parser.add_argument("--method", default="fast", choices=sorted(fast_grpo.METHODS), help="prompt preset")
+    parser.add_argument("--num-samples", type=int, default=1, help="K responses per question")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--max-new-tokens", type=int, default=1024, help="longest response")
+    parser.add_argument("--batch-size", type=int, default=32, help="questions per generate call")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    try:
+        examples = data.load_examples(args.data, split="test")
+    except data.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    device = vlm.pick_device(args.device)
+    processor = vlm.load_processor(args.model)
+    model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
+    results = evaluate(model, processor, examples, method=args.method, max_new_tokens=args.max_new_tokens,
+                       batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature)
+    print(markdown_table(results, args.model))
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(dict(model=args.model, data=args.data, method=args.method, results=results), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,514 @@
+"""FAST-GRPO: Fast-Slow Thinking GRPO for vision-language models, in one plain PyTorch loop.
+
+Xiao & Gan, "Fast-Slow Thinking GRPO for Large Vision-Language Model Reasoning" (NeurIPS 2025).
+The specification of every formula and constant is ../shared/paper-notes.md ("§n" below points there).
+
+One training step (paper Algorithm 1):
+    sample G responses per question -> score them -> difficulty (pass rate x image complexity)
+    -> Slow-to-Fast filtering -> thinking reward + group advantages -> mu clipped updates with KL -> log
+
+    python fast_grpo.py --model Qwen/Qwen2-VL-2B-Instruct --data train.jsonl
+"""
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import data
+import difficulty
+import rewards
+import vlm
+
+# ----------------------------------------------------------------------------------------------------------
+# Arguments
+
+
+def arg(default, help, **kwargs):
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class Args:
+    # what to train, on what
+    method: str = arg("fast", "preset: fast | grpo | thinking | no-thinking | think-after-answer",
+                      choices=["fast", "grpo", "thinking", "no-thinking", "think-after-answer"])
+    model: str = arg(None, "hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or local folder of a Qwen2-VL/Qwen2.5-VL "
+                     "model (default: the shipped demo_model/)")
+    data: str = arg("synthetic", "JSONL file, one {image, question, answer} per line (EasyR1 keys images/problem "
+                    "work too), or 'synthetic' for the demo task")
+    output_dir: str = arg("runs/fast-grpo", "where metrics.jsonl, samples.jsonl and checkpoint-<step>/ go")
+    # sampling
+    batch_size: int = arg(None, "questions per step (default: 8)")
+    group_size: int = arg(None, "G: responses sampled per question (default: 8 as in the paper)")
+    temperature: float = arg(1.0, "sampling temperature; log-probs use logits / temperature too (paper: 1.0)")
+    max_new_tokens: int = arg(None, "longest response; longer ones are cut and counted as truncated "
+                              "(default: demo 256, otherwise 1024)")
+    max_pixels: int = arg(None, "resize images to at most this many pixels (default: the processor's)")
+    # optimisation
+    max_steps: int = arg(None, "training steps, one batch of questions each (default: demo 60, otherwise 500)")
+    updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
+    lr: float = arg(None, "AdamW learning rate (default: demo 1e-4, otherwise 1e-6 as in the paper)")
+    weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
+    max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
+    micro_batch_size: int = arg(8, "rows per forward/backward pass (gradient accumulation; saves memory)")
+    eps_low: float = arg(0.2, "clip range below 1 of the probability ratio")
+    eps_high: float = arg(0.2, "clip range above 1 of the probability ratio (DAPO uses 0.28)")
+    # FAST components; None = the preset's value
+    length_reward: bool = arg(None, "add the adaptive thinking reward, Eq. 4", boolean=True)
+    dynamic_kl: bool = arg(None, "difficulty-aware KL coefficient, Eq. 5 (off: constant --kl-coef)", boolean=True)
+    slow_to_fast: bool = arg(None, "Slow-to-Fast curriculum filtering of groups (§5)", boolean=True)
+    kl_coef: float = arg(None, "constant KL coefficient when --no-dynamic-kl")
+    beta_min: float = arg(0.001, "Eq. 5: KL coefficient of a question no rollout solves")
+    beta_max: float = arg(0.03, "Eq. 5: KL coefficient of a question every rollout solves")
+    hard_percentile: float = arg(80.0, "questions with S_d at or above this percentile of the batch are hard")
+    aggregation: str = arg("seq", "loss average: seq = per response then mean (paper), token = over all tokens "
+                           "(released code, DAPO)", choices=["seq", "token"])
+    length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code)",
+                           choices=["tokens", "chars"])
+    # machinery
+    seed: int = arg(0, "seed of data order, sampling and initialisation")
+    device: str = arg("auto", "cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    dtype: str = arg("auto", "float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on CUDA)")
+    gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory", boolean=True)
+    freeze_vision: bool = arg(False, "train only the language model, not the vision tower", boolean=True)
+    save_every: int = arg(50, "write checkpoint-<step>/ every this many steps (and at the end)")
+    resume: str = arg(None, "continue from this checkpoint folder, or 'auto' for the newest in --output-dir")
+    log_every: int = arg(1, "print a metrics line every this many steps")
+
+
+# Method presets (§7). Each names its prompt, how answers are checked and which FAST parts are on.
+PROMPTS = {
+    "fast": "You FIRST think about the reasoning process as an internal monologue and then provide the final "
+            "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
+            "BE put in <answer> </answer> tags.",
+    "thinking": "Please output the thinking process in <think> </think> and final answer in <answer> </answer> "
+                "tags.",
+    "no-thinking": "Please directly output the answer.",
+    "think-after-answer": "Please first output the answer in <answer> </answer> tags and then output a brief "
+                          "reasoning process in <reason> </reason> tags.",
+}
+METHODS = {
+    "fast": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
+                 length_reward=True, dynamic_kl=True, slow_to_fast=True),
+    "grpo": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
+                 length_reward=False, dynamic_kl=False, slow_to_fast=False),
+    "thinking": dict(prompt="thinking", format_style="think", format_weight=1.0, kl_coef=0.04,
+                     length_reward=False, dynamic_kl=False, slow_to_fast=False),
+    "no-thinking": dict(prompt="no-thinking", format_style=None, format_weight=0.0, kl_coef=0.04,
+                        length_reward=False, dynamic_kl=False, slow_to_fast=False),
+    "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
+                               kl_coef=0.04, length_reward=False, dynamic_kl=False, slow_to_fast=False),
+}
+
+
+# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
+DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=60, max_new_tokens=256)
+PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024)
+
+
+def parse_args(argv=None):
+    """Command line -> Args. The method preset fills every switch the user did not set; the demo model gets
+    demo-sized defaults, any other model the paper's."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Args):
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if meta.get("boolean"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
+        else:
+            parser.add_argument(flag, type=f.type, default=f.default, choices=meta.get("choices"), help=meta["help"])
+    args = Args(**vars(parser.parse_args(argv)))
+    args.model = args.model or DEMO_MODEL
+    is_demo = os.path.abspath(args.model) == DEMO_MODEL
+    for key, value in [*METHODS[args.method].items(), *(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items()]:
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    check_args(args, parser)
+    return args
+
+
+def looks_like_hub_id(name):
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not os.path.exists(name)
+
+
+def check_args(args, parser):
+    problems = [
+        (not os.path.isdir(args.model) and not looks_like_hub_id(args.model), f"--model: no such folder: {args.model}"),
+        (args.group_size < 2, "--group-size must be at least 2 (advantages compare responses within a group)"),
+        (args.batch_size < 1, "--batch-size must be at least 1"),
+        (not 0 <= args.hard_percentile <= 100, "--hard-percentile must be within 0..100"),
+        (args.beta_min > args.beta_max, "--beta-min must not exceed --beta-max"),
+        (args.updates_per_batch < 1, "--updates-per-batch must be at least 1"),
+        (args.micro_batch_size < 1, "--micro-batch-size must be at least 1"),
+    ]
+    for failed, message in problems:
+        if failed:
+            parser.error(message)  # one line on stderr, exit code 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# GRPO math (§1): pure torch, no model
+
+
+def group_advantages(rewards):
+    """§1: A_i = (r_i - mean(group)) / (std(group) + 1e-6), per question; (questions, G) -> (questions, G).
+
+    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN.
+    """
+    rewards = torch.as_tensor(rewards, dtype=torch.float32)
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    return centred / (rewards.std(dim=1, keepdim=True) + 1e-6)
+
+
+def k3_kl(logp, ref_logp):
+    """§1: k3 estimator of KL(policy || reference) per token, exp(d) - d - 1 with d = ref - policy (>= 0)."""
+    log_ratio = torch.clamp(ref_logp - logp, -20.0, 20.0)  # exp of a huge gap would overflow to inf
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
+              aggregation="seq"):
+    """Minus the GRPO objective (§1; paper Eq. 1 with Eq. 5's per-question beta).
+
+    Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp).
+    Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
+    aggregation "seq": mean over each response's tokens, then over responses (the paper's 1/|o_i|);
+    "token": mean over all response tokens of the batch (the released code, DAPO).
+    """
+    mask = response_mask.to(logp.dtype)
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.to(logp.dtype).unsqueeze(1)
+    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
+    beta = torch.as_tensor(kl_coef, dtype=logp.dtype, device=logp.device)
+    beta = beta.unsqueeze(1) if beta.dim() == 1 else beta
+    per_token = -(surrogate - beta * k3_kl(logp, ref_logp))
+    if aggregation == "seq":
+        return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    if aggregation == "token":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    raise ValueError(f"aggregation must be 'seq' or 'token', got {aggregation!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scoring, difficulty and filtering for one batch (Algorithm 1): pure numpy, no model
+
+
+def score_responses(texts, answers, method):
+    """Rule-based rewards per response: (correct, format) as float arrays, §6-7."""
+    preset = METHODS[method]
+    if preset["format_style"] is None:  # No-Thinking RL: the whole output must equal the label
+        correct = [rewards.equality_reward(t, a) for t, a in zip(texts, answers)]
+        return np.array(correct), np.zeros(len(texts))
+    correct = [rewards.accuracy_reward(t, a) for t, a in zip(texts, answers)]
+    fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
+    return np.array(correct), np.array(fmt)
+
+
+def shape_rewards(correct, fmt, lengths, complexity, progress, args):
+    """Difficulty -> Slow-to-Fast filter -> thinking reward -> total reward and KL coefficients.
+
+    correct, fmt, lengths: (questions, G); complexity: (questions,); progress: fraction of training done.
+    Filtering comes first; the hard threshold and L_avg are then computed over the kept groups only.
+    Returns keep, hard (questions,) bool; reward (questions, G); kl_coef (questions,).
+    """
+    num_questions, group_size = correct.shape
+    pass_rate = difficulty.pass_rates(correct)
+    if args.slow_to_fast:  # §5
+        keep = difficulty.slow_to_fast_keep(pass_rate, progress)
+    else:
+        keep = np.ones(num_questions, dtype=bool)
+    hard = np.zeros(num_questions, dtype=bool)
+    reward = correct + METHODS[args.method]["format_weight"] * fmt
+    if keep.any():
+        s_d = difficulty.combined_difficulty(pass_rate[keep], complexity[keep])  # S_d = S_ext * rank(H_img)
+        hard[keep] = difficulty.hard_questions(s_d, args.hard_percentile)
+        if args.length_reward:  # Eq. 4, r = r_acc + 0.5 r_fmt + 0.5 r_t
+            thinking = rewards.thinking_reward(lengths[keep].ravel(), correct[keep].ravel() > 0,
+                                               np.repeat(hard[keep], group_size))
+            reward[keep] += 0.5 * thinking.reshape(-1, group_size)
+    if args.dynamic_kl:  # Eq. 5
+        kl_coef = difficulty.kl_coefficients(pass_rate, args.beta_min, args.beta_max)
+    else:
+        kl_coef = np.full(num_questions, args.kl_coef)
+    return dict(pass_rate=pass_rate, keep=keep, hard=hard, reward=reward, kl_coef=kl_coef)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The policy update: mu optimizer steps on the clipped objective
+
+
+def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_coef, args, suppress_ids):
+    """`args.updates_per_batch` optimizer steps on the rows of `inputs`/`rollout`; returns mean statistics.
+
+    Rows go through the model `args.micro_batch_size` at a time; each micro-batch's loss is weighted by its
+    share of the batch (rows for "seq", tokens for "token"), so the gradient is that of the whole batch.
+    """
+    num_rows = len(advantages)
+    chunks = [list(range(i, min(i + args.micro_batch_size, num_rows))) for i in range(0, num_rows, args.micro_batch_size)]
+    total_tokens = rollout["response_mask"].sum().clamp(min=1)
+
+    def micro_batch(chunk):
+        mask = rollout["response_mask"][chunk]
+        width = int(mask.sum(1).max())  # the mask is a prefix: no row needs columns past its longest
+        return vlm.take_rows(inputs, chunk), rollout["completion_ids"][chunk][:, :width], mask[:, :width]
+
+    def logprobs(model, chunk):
+        rows, completion_ids, mask = micro_batch(chunk)
+        return vlm.token_logprobs(model, rows, completion_ids, mask, args.temperature, suppress_ids)
+
+    with torch.no_grad():
+        ref_logp = [logprobs(reference, chunk) for chunk in chunks]
+        # With mu = 1 the sampling policy is the current one (rho == 1); otherwise freeze it now.
+        old_logp = [logprobs(policy, chunk) for chunk in chunks] if args.updates_per_batch > 1 else None
+
+    stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0)
+    for _ in range(args.updates_per_batch):
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum, kl_sum, clipped = 0.0, 0.0, 0.0
+        for i, chunk in enumerate(chunks):
+            _, _, mask = micro_batch(chunk)
+            mask = mask.to(policy.device)
+            logp = logprobs(policy, chunk)
+            old = old_logp[i] if old_logp is not None else logp.detach()
+            adv = advantages[chunk].to(policy.device)
+            beta = kl_coef[chunk].to(policy.device)
+            loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, args.eps_low, args.eps_high, args.aggregation)
+            share = len(chunk) / num_rows if args.aggregation == "seq" else mask.sum() / total_tokens
+            (loss * share).backward()
+            with torch.no_grad():
+                loss_sum += float(loss * share)
+                kl_sum += float((k3_kl(logp, ref_logp[i]) * mask).sum())
+                ratio = torch.exp(logp - old)
+                clipped += float((((ratio < 1 - args.eps_low) | (ratio > 1 + args.eps_high)) & mask).sum())
+        params = [p for p in policy.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm))
+        if math.isfinite(loss_sum) and math.isfinite(grad_norm):
+            optimizer.step()
+        else:  # a non-finite loss or gradient would poison the weights: skip this step
+            stats["skipped_updates"] += 1
+        optimizer.zero_grad(set_to_none=True)
+        stats["loss"] += loss_sum / args.updates_per_batch
+        stats["grad_norm"] += grad_norm / args.updates_per_batch
+        stats["kl"] += kl_sum / float(total_tokens) / args.updates_per_batch
+        stats["clip_fraction"] += clipped / float(total_tokens) / args.updates_per_batch
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints: save_pretrained folders plus what --resume needs
+
+
+def rng_states():
+    states = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states):
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(output_dir, step, policy, processor, optimizer, args):
+    """checkpoint-<step>/: model + processor (from_pretrained-loadable) and trainer_state.pt.
+
+    Written to a temporary folder and renamed, so an interruption never leaves a half-written checkpoint.
+    """
+    final = os.path.join(output_dir, f"checkpoint-{step}")
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    torch.save(dict(step=step, optimizer=optimizer.state_dict(), rng=rng_states(), args=dataclasses.asdict(args)),
+               os.path.join(tmp, "trainer_state.pt"))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def find_checkpoint(resume, output_dir):
+    """--resume PATH, or 'auto': the checkpoint with the highest step in --output-dir (None if there is none)."""
+    if resume != "auto":
+        if not os.path.isfile(os.path.join(resume, "trainer_state.pt")):
+            raise data.DataError(f"{resume}: not a checkpoint folder (no trainer_state.pt)")
+        return resume
+    steps = [int(name.split("-")[1]) for name in os.listdir(output_dir) if os.path.isdir(os.path.join(output_dir, name))
+             and name.startswith("checkpoint-") and name.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
+    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+
+
+def keep_metrics_until(path, step):
+    """On resume, drop logged steps after the checkpoint (they are about to be redone), keep the rest."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The training loop
+
+
+def train(args):
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = vlm.pick_device(args.device)
+    dtype = vlm.pick_dtype(args.dtype, device)
+    preset = METHODS[args.method]
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    # --- model and data
+    examples = data.load_examples(args.data)
+    checkpoint = find_checkpoint(args.resume, args.output_dir) if args.resume else None
+    processor = vlm.load_processor(args.model, args.max_pixels)
+    policy = vlm.load_model(checkpoint or args.model, dtype, device)
+    reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
+    if args.freeze_vision:
+        policy.model.visual.requires_grad_(False)
+    if args.gradient_checkpointing:
+        policy.gradient_checkpointing_enable()
+    policy.train()
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
+    suppress_ids = vlm.vision_token_ids(policy, processor)
+    eos_ids = vlm.eos_token_ids(policy, processor)
+    instruction = PROMPTS[preset["prompt"]]
+    complexity_cache = {}  # example index -> H_img; it does not change during training
+    print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}; "
+          f"image complexity = GLCM entropy only (no classifier)")
+
+    start_step = 0
+    metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
+    samples_path = os.path.join(args.output_dir, "samples.jsonl")
+    if checkpoint:
+        state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_states(state["rng"])
+        start_step = state["step"]
+        keep_metrics_until(metrics_path, start_step)
+        keep_metrics_until(samples_path, start_step)
+        print(f"resumed from {checkpoint} at step {start_step}")
+    else:
+        for path in (metrics_path, samples_path):
+            open(path, "w").close()
+
+    bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO")
+    for step in bar:
+        started = time.time()
+        # --- sample G responses per question
+        indices = data.batch_indices(len(examples), args.batch_size, step, args.seed)
+        batch = [examples[i] for i in indices]
+        images = [data.load_image(example["image"]) for example in batch]
+        prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
+        group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
+        inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
+        rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids, eos_ids)
+
+        # --- score
+        answers = [batch[i]["answer"] for i in group_rows]
+        correct, fmt = score_responses(rollout["texts"], answers, args.method)
+        token_lengths = rollout["response_mask"].sum(1).numpy()
+        lengths = token_lengths if args.length_unit == "tokens" else np.array([len(t) for t in rollout["texts"]])
+        grid = (len(batch), args.group_size)
+        correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
+
+        # --- difficulty, filter, thinking reward, KL coefficients
+        for index, image in zip(indices, images):
+            if index not in complexity_cache:
+                complexity_cache[index] = difficulty.image_complexity(image)  # Eq. 2
+        complexity = np.array([complexity_cache[index] for index in indices])
+        shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
+        keep = shaped["keep"]
+
+        # --- advantages and update, on the kept groups only
+        stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
+        if keep.any():
+            advantages = group_advantages(shaped["reward"][keep]).flatten()
+            kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
+            kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
+            kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][keep], args.group_size), dtype=torch.float32)
+            stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout,
+                                  advantages, kl_coef, args, suppress_ids)
+
+        # --- log
+        hard_rows = np.repeat(shaped["hard"], args.group_size).reshape(grid)
+        easy_rows = np.repeat(keep & ~shaped["hard"], args.group_size).reshape(grid)
+        token_lengths = token_lengths.reshape(grid)
+        metrics = dict(
+            step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
+            format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
+            tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
+            tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
+            fraction_hard=float(shaped["hard"][keep].mean()) if keep.any() else 0.0,
+            fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
+            kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
+            **stats, seconds=round(time.time() - started, 3),
+        )
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        with open(samples_path, "a") as f:
+            for i in range(min(2, len(batch))):
+                rows = range(i * args.group_size, (i + 1) * args.group_size)
+                f.write(json.dumps(dict(step=step + 1, question=batch[i]["question"], answer=batch[i]["answer"],
+                                        responses=[rollout["texts"][r] for r in rows],
+                                        rewards=[round(float(x), 4) for x in shaped["reward"][i]])) + "\n")
+        bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.3f}",
+                        len=f"{metrics['tokens_mean']:.1f}")
+        if args.log_every and (step + 1) % args.log_every == 0:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps:
+            save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+    if args.data == "synthetic":
+        compare_on_test_set(reference, policy, processor, args)
+    return policy
+
+
+def compare_on_test_set(reference, policy, processor, args):
+    """The demo's verdict: greedy accuracy and response length per level on the held-out synthetic set,
+    for the starting model (the reference) and the trained policy. Written to before_after.json too."""
+    import eval as evaluation  # eval.py imports this module: import it late
+
+    test_set = data.load_examples("synthetic", split="test")
+    results = {name: evaluation.evaluate(model, processor, test_set, method=args.method,
+                                         max_new_tokens=args.max_new_tokens, batch_size=64)["data"]
+               for name, model in (("before", reference), ("after", policy))}
+    with open(os.path.join(args.output_dir, "before_after.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print("\nheld-out synthetic test set, greedy:")
+    print("| level | accuracy before | accuracy after | tokens before | tokens after | n |\n|---|---|---|---|---|---|")
+    for level, before in results["before"].items():
+        after = results["after"][level]
+        print(f"| {level} | {100 * before['accuracy']:.1f} | {100 * after['accuracy']:.1f} | "
+              f"{before['tokens_mean']:.1f} | {after['tokens_mean']:.1f} | {before['count']} |")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    except data.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

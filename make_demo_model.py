@@ -1,0 +1,89 @@
+"""Build the shipped demo model: a tiny Qwen2-VL warm-started on the digit-sum task, over-thinking everywhere.
+
+The supervision mixes a long, verbose worked solution and a short answer-only form
+(`<think></think><answer>17</answer>`), chosen at random and independently of difficulty, so the starting
+model thinks at length on easy questions too: the over-thinking FAST-GRPO sets out to fix. Every prompt
+preset of fast_grpo.py appears in the mix, so every method starts from a model that knows its format.
+
+    python make_demo_model.py --output-dir demo_model     # about 10 minutes on 2 CPU cores
+"""
+
+import argparse
+import random
+import time
+
+import torch
+
+import fast_grpo
+import synthetic
+import tiny_model
+import vlm
+import warm_start
+
+LONG_FORM_SHARE = 0.7  # > 0.5, so that greedy decoding of the starting model picks the long form
+PRESET_SHARES = {"fast": 0.55, "thinking": 0.15, "no-thinking": 0.15, "think-after-answer": 0.15}
+
+
+def target(item, preset, rng):
+    """The response the model is taught for `item` under `preset`, long or short at random."""
+    if preset == "no-thinking":
+        return item["answer"]
+    long_form = rng.random() < LONG_FORM_SHARE
+    reasoning = synthetic.long_reasoning(item["digits"]) if long_form else ""
+    if preset == "think-after-answer":
+        return f"<answer>{item['answer']}</answer><reason>{reasoning}</reason>"
+    return f"<think>{reasoning}</think><answer>{item['answer']}</answer>"
+
+
+def tokenizer_corpus():
+    """Prompts and example solutions, so that common words become single tokens (shorter sequences)."""
+    items = synthetic.make_items(300, seed=12345)
+    return list(fast_grpo.PROMPTS.values()) + [synthetic.QUESTION] * 20 + [
+        synthetic.response(item, "long") for item in items] + tiny_model.DEFAULT_CORPUS
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", default="demo_model", help="where to save the model")
+    parser.add_argument("--steps", type=int, default=1600, help="supervised steps")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine decay)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, data and order")
+    args = parser.parse_args()
+
+    started = time.time()
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    folder = tiny_model.build_tiny_model(args.output_dir, seed=args.seed, corpus=tokenizer_corpus(), vocab_size=800,
+                                         hidden_size=128, num_layers=4, num_heads=4, vision_embed_dim=64,
+                                         vision_depth=2)
+    processor, model = vlm.load_processor(folder), vlm.load_model(folder)
+    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    items = synthetic.split("train", 20000)
+    presets, weights = zip(*PRESET_SHARES.items())
+    prompts = {p: vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS[fast_grpo.METHODS[p]["prompt"]])
+               for p in presets}
+
+    def make_batch(step):
+        batch = [(rng.choice(items), rng.choices(presets, weights)[0]) for _ in range(args.batch_size)]
+        return ([prompts[p] for _, p in batch], [item["image"] for item, _ in batch],
+                [target(item, p, rng) for item, p in batch])
+
+    def log(step, loss):
+        if step % 100 == 0 or step == args.steps - 1:
+            prompt_batch, images, targets = make_batch(step)
+            with torch.no_grad():
+                true = warm_start.sft_loss(model, processor, prompt_batch, images, targets).item()
+                shuffled = warm_start.sft_loss(model, processor, prompt_batch, images[1:] + images[:1], targets).item()
+            # if this gap stays ~0 the model ignores the image
+            print(f"step {step:5d}  loss {loss:.4f}  shuffled-image loss - loss {shuffled - true:+.4f}  "
+                  f"{time.time() - started:.0f}s", flush=True)
+
+    warm_start.supervised_finetune(model, processor, make_batch, args.steps, lr=args.lr, on_step=log)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    print(f"saved {folder} after {time.time() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

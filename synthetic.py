@@ -1,0 +1,101 @@
+"""The offline demo world: "what is the sum of the digits in the image?", with graded difficulty.
+
+A 112x112 image is a 4x4 grid of 28x28 cells (with Qwen2-VL's patch 14 and merge 2: one image token per
+cell); some cells hold a digit 1-9. Easy items have 1 digit (read it: nothing to think about), medium 3-4,
+hard 5-8 (read them in order, then add with running sums: thinking step by step pays off).
+
+Digits are drawn light on a background of the image processor's mean colour: empty cells then normalise to
+about 0, which keeps a tiny model from learning to ignore the image (measured: with black on white it did).
+
+    python synthetic.py --output-dir demo_data --split test   # export as JSONL + PNG
+"""
+
+import argparse
+import json
+import os
+import random
+
+from PIL import Image, ImageDraw, ImageFont
+
+GRID, CELL = 4, 28
+BACKGROUND = (123, 117, 104)  # ~ OPENAI_CLIP_MEAN * 255
+DIGIT_COLOR = (255, 255, 255)
+LEVELS = {"easy": (1, 1), "medium": (3, 4), "hard": (5, 8)}  # how many digits
+QUESTION = "What is the sum of the digits in the image?"
+SEEDS = {"train": 0, "test": 1_000_003}  # disjoint generators for training and the held-out test set
+TEST_PER_LEVEL = 300
+
+
+def draw(cells):
+    """cells: {cell index 0..15: digit} -> the 112x112 RGB image."""
+    font = ImageFont.load_default(size=22)
+    image = Image.new("RGB", (GRID * CELL, GRID * CELL), BACKGROUND)
+    pen = ImageDraw.Draw(image)
+    for index, digit in cells.items():
+        row, col = divmod(index, GRID)
+        pen.text((col * CELL + CELL // 2, row * CELL + CELL // 2), str(digit), fill=DIGIT_COLOR, font=font, anchor="mm")
+    return image
+
+
+def make_item(rng, level):
+    """One question of the given level: digits at random cells, read in row-major order."""
+    low, high = LEVELS[level]
+    positions = sorted(rng.sample(range(GRID * GRID), rng.randint(low, high)))
+    cells = {position: rng.randint(1, 9) for position in positions}
+    digits = [cells[p] for p in positions]
+    return {"image": draw(cells), "question": QUESTION, "answer": str(sum(digits)), "level": level,
+            "digits": digits}
+
+
+def make_items(num_items, seed, levels=("easy", "medium", "hard")):
+    """`num_items` items, levels in turn (a balanced mix), deterministic from `seed`."""
+    rng = random.Random(seed)
+    return [make_item(rng, levels[i % len(levels)]) for i in range(num_items)]
+
+
+def split(name, num_items=None):
+    """The training split (any size) or the fixed held-out test split (300 items per level)."""
+    if name == "test":
+        return make_items(num_items or TEST_PER_LEVEL * len(LEVELS), SEEDS["test"])
+    return make_items(num_items or 3000, SEEDS["train"])
+
+
+def long_reasoning(digits):
+    """A deliberately verbose worked solution: read every digit, then add with running sums."""
+    lines = [f"I look at the grid cell by cell. I see {len(digits)} digit{'s' if len(digits) > 1 else ''}: "
+             + ", ".join(map(str, digits)) + "."]
+    total = digits[0]
+    lines.append(f"I start with {total}.")
+    for digit in digits[1:]:
+        lines.append(f"{total} + {digit} = {total + digit}.")
+        total += digit
+    lines.append(f"Let me check: the digits were {', '.join(map(str, digits))}, and the sum is {total}.")
+    return " ".join(lines)
+
+
+def response(item, form):
+    """The target response in the long (thinking) or short (answer-only) form."""
+    thinking = long_reasoning(item["digits"]) if form == "long" else ""
+    return f"<think>{thinking}</think><answer>{item['answer']}</answer>"
+
+
+def export_jsonl(items, output_dir, name="data"):
+    """Write items as PNG files plus `<name>.jsonl` (image, question, answer, level); returns the JSONL path."""
+    os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
+    path = os.path.join(output_dir, f"{name}.jsonl")
+    with open(path, "w") as f:
+        for i, item in enumerate(items):
+            image_path = f"images/{name}-{i:05d}.png"
+            item["image"].save(os.path.join(output_dir, image_path))
+            f.write(json.dumps({"image": image_path, "question": item["question"], "answer": item["answer"],
+                                "level": item["level"]}) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", required=True, help="folder for <split>.jsonl and images/")
+    parser.add_argument("--split", default="test", choices=["train", "test"], help="which split to export")
+    parser.add_argument("--num-items", type=int, default=None, help="how many items (default: 3000 / 900)")
+    args = parser.parse_args()
+    print("wrote", export_jsonl(split(args.split, args.num_items), args.output_dir, args.split))

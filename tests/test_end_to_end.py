@@ -1,0 +1,63 @@
+"""Two training steps of every method on the warm-started tiny model, checkpoints and resume."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText
+
+import fast_grpo
+
+METRIC_FIELDS = ["step", "reward_mean", "accuracy", "tokens_mean", "tokens_easy", "tokens_hard", "fraction_hard",
+                 "fraction_kept", "fraction_truncated", "kl", "kl_coef_mean", "clip_fraction", "loss", "grad_norm",
+                 "seconds"]
+
+
+def run(model_dir, dataset, output_dir, *flags, steps=2):
+    fast_grpo.main(["--model", model_dir, "--data", dataset, "--output-dir", str(output_dir),
+                    "--max-steps", str(steps), "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "24",
+                    "--lr", "1e-3", "--weight-decay", "0", "--save-every", "2", *flags])
+    with open(os.path.join(output_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights(folder):
+    return AutoModelForImageTextToText.from_pretrained(folder).state_dict()
+
+
+@pytest.mark.parametrize("method", ["fast", "grpo", "thinking", "no-thinking", "think-after-answer"])
+def test_two_steps_train_log_and_checkpoint(method, warm_model_dir, dataset, tmp_path):
+    metrics = run(warm_model_dir, dataset, tmp_path, "--method", method)
+    assert [m["step"] for m in metrics] == [1, 2]
+    assert all(field in m for m in metrics for field in METRIC_FIELDS)
+    updated = [m for m in metrics if m["loss"] is not None]
+    assert updated, "no step had a group with differing rewards: the warm start is too weak"
+    assert all(m["grad_norm"] > 0 for m in updated)
+    # no weight decay here: parameters move only through the GRPO gradient
+    before, after = weights(warm_model_dir), weights(tmp_path / "checkpoint-2")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert os.path.exists(tmp_path / "checkpoint-2" / "trainer_state.pt")
+    samples = [json.loads(line) for line in open(tmp_path / "samples.jsonl")]
+    assert len(samples[0]["responses"]) == len(samples[0]["rewards"]) == 4
+
+
+def test_fast_reports_difficulty_and_dynamic_kl(warm_model_dir, dataset, tmp_path):
+    metrics = run(warm_model_dir, dataset, tmp_path, "--method", "fast")
+    kept = [m for m in metrics if m["fraction_kept"] > 0]
+    assert kept
+    # Eq. 5 keeps every coefficient within [beta_min, beta_max]; the slow half drops pass >= 0.75
+    assert all(0.001 <= m["kl_coef_mean"] <= 0.03 * 0.75 + 0.001 * 0.25 for m in kept)
+
+
+def test_resume_continues_where_the_run_stopped(warm_model_dir, dataset, tmp_path):
+    straight = run(warm_model_dir, dataset, tmp_path, steps=4)  # saves checkpoint-2 and checkpoint-4
+    final = weights(tmp_path / "checkpoint-4")
+    shutil.rmtree(tmp_path / "checkpoint-4")  # as if the run had died after step 4's metrics were written
+    resumed = run(warm_model_dir, dataset, tmp_path, "--resume", "auto", steps=4)  # from checkpoint-2
+    assert [m["step"] for m in resumed] == [1, 2, 3, 4]  # steps 3-4 redone and appended, 1-2 kept
+    for a, b in zip(straight, resumed):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    again = weights(tmp_path / "checkpoint-4")
+    assert all(torch.equal(final[k], again[k]) for k in final)

@@ -1,0 +1,97 @@
+"""Loading, batching, sampling and log-probs on the tiny Qwen2-VL checkpoint."""
+
+import json
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+
+import data
+import vlm
+
+
+def load(model_dir):
+    return vlm.load_processor(model_dir), vlm.load_model(model_dir)
+
+
+def encode_two_questions(processor, dataset):
+    examples = data.load_jsonl(dataset)[:2]  # 56x56 and 84x112 images: 4 and 12 image tokens
+    prompts = [vlm.chat_prompt(processor, e["question"], "Answer.") for e in examples]
+    return vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples])
+
+
+def test_tiny_checkpoint_uses_the_real_classes(tiny_model_dir):
+    processor, model = load(tiny_model_dir)
+    assert type(model).__name__ == "Qwen2VLForConditionalGeneration"
+    assert type(processor).__name__ == "Qwen2VLProcessor"
+    assert type(processor.tokenizer).__name__ == "Qwen2Tokenizer"
+    # the ids in the config are the tokenizer's
+    assert model.config.image_token_id == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    tokenizer = processor.tokenizer
+    assert tokenizer.decode(tokenizer("<think>12 + 345</think>")["input_ids"]) == "<think>12 + 345</think>"
+    assert [tokenizer.decode([t]) for t in tokenizer("345")["input_ids"]] == ["3", "4", "5"]  # one token a digit
+    rope = model.config.text_config.rope_parameters
+    head_dim = model.config.text_config.hidden_size // model.config.text_config.num_attention_heads
+    assert sum(rope["mrope_section"]) == head_dim // 2
+
+
+def test_saved_processor_names_the_standard_class(tiny_model_dir, tmp_path):
+    processor, _ = load(tiny_model_dir)
+    processor.save_pretrained(tmp_path)
+    # so a checkpoint saved here loads with plain AutoProcessor wherever torchvision is installed
+    assert json.load(open(tmp_path / "processor_config.json"))["processor_class"] == "Qwen2VLProcessor"
+
+
+def test_take_rows_keeps_each_images_pixel_block(tiny_model_dir, dataset):
+    processor, _ = load(tiny_model_dir)
+    inputs = encode_two_questions(processor, dataset)
+    patches = inputs["image_grid_thw"].prod(-1).tolist()  # 16 and 48 patches
+    assert patches[0] != patches[1]
+    rows = vlm.take_rows(inputs, [0, 0, 1, 1, 1])
+    assert rows["pixel_values"].shape[0] == 2 * patches[0] + 3 * patches[1]
+    first, second = inputs["pixel_values"][:patches[0]], inputs["pixel_values"][patches[0]:]
+    assert torch.equal(rows["pixel_values"][patches[0]:2 * patches[0]], first)
+    assert torch.equal(rows["pixel_values"][-patches[1]:], second)
+    assert torch.equal(rows["input_ids"][3], inputs["input_ids"][1])
+
+
+def test_response_mask_stops_after_the_first_eos():
+    completion = torch.tensor([[5, 6, 2, 0, 0], [5, 2, 6, 2, 0], [5, 6, 7, 8, 9]])  # eos = 2
+    mask, truncated = vlm.response_mask_from(completion, [2])
+    assert mask.int().tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert truncated.tolist() == [False, False, True]
+
+
+def test_training_logprobs_match_generate_scores(tiny_model_dir, dataset):
+    """Two prompts with different image sizes, G = 3 each: the forward pass of training recomputes exactly
+    the log-probs `generate` sampled with (fp32)."""
+    processor, model = load(tiny_model_dir)
+    torch.manual_seed(0)
+    inputs = vlm.take_rows(encode_two_questions(processor, dataset), [0, 0, 0, 1, 1, 1])
+    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    for temperature in (1.0, 0.7):
+        out = vlm.sample(model, processor, inputs, 12, temperature, suppress, eos, return_logprobs=True)
+        logp = vlm.token_logprobs(model, inputs, out["completion_ids"], out["response_mask"], temperature, suppress)
+        mask = out["response_mask"]
+        assert mask.sum() > 12
+        assert (logp.detach()[mask] - out["logprobs"][mask]).abs().max() < 1e-4
+        # a vision token in a response would crash the next forward
+        assert not torch.isin(out["completion_ids"], torch.tensor(suppress)).any()
+
+
+def test_max_pixels_shrinks_images(tiny_model_dir):
+    processor = vlm.load_processor(tiny_model_dir, max_pixels=56 * 56)
+    image = Image.fromarray(np.zeros((112, 112, 3), dtype=np.uint8))
+    inputs = vlm.encode(processor, [vlm.chat_prompt(processor, "q", "")], [image])
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56 / 14 = 4 patches a side
+
+
+def test_checkpoint_round_trip(tiny_model_dir, tmp_path):
+    processor, model = load(tiny_model_dir)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    again = AutoModelForImageTextToText.from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert os.path.exists(tmp_path / "chat_template.jinja")

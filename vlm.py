@@ -1,0 +1,172 @@
+"""The Hugging Face side of GRPO: load a Qwen2-VL model, build chat prompts, sample, recompute log-probs.
+
+Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny checkpoints the project builds
+itself (tiny_model.py): same classes, same processor, same chat template.
+"""
+
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
+from transformers.utils import is_torchvision_available
+
+
+def pick_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pick_dtype(name, device):
+    """float32 on CPU (bf16 matmuls are slow there), bfloat16 on CUDA (the paper trains in bf16)."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def image_only_processor(base):
+    """`base` (Qwen2VLProcessor, Qwen2_5_VLProcessor) without its video processor.
+
+    Without torchvision, transformers cannot build the Qwen2-VL video processor, so the normal processor
+    refuses to load even though we never use video. The subclass keeps the base class's name, so a
+    checkpoint saved from it still loads with the normal AutoProcessor where torchvision exists.
+    """
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
+
+
+def load_processor(name, max_pixels=None):
+    """AutoProcessor, falling back to an image-only processor when torchvision is missing."""
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+    except (ImportError, OSError):  # no torchvision: the video processor class refuses to build or load
+        if is_torchvision_available():
+            raise
+        from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
+        from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+
+        model_type = AutoConfig.from_pretrained(name).model_type
+        base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor}.get(model_type)
+        if base is None:
+            raise
+        processor = image_only_processor(base).from_pretrained(name)
+    processor.tokenizer.padding_side = "left"  # generation continues every row from its last column
+    if max_pixels is not None:
+        size = dict(processor.image_processor.size)
+        size["longest_edge"] = max_pixels
+        size["shortest_edge"] = min(size.get("shortest_edge") or max_pixels, max_pixels)
+        processor.image_processor.size = size
+    return processor
+
+
+def load_model(name, dtype=torch.float32, device="cpu"):
+    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
+    return model.to(device)
+
+
+def vision_token_ids(model, processor):
+    """Ids a response must never contain: a sampled <|image_pad|> would make the next forward look for an
+    image that is not there (and crash)."""
+    names = ["image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"]
+    ids = {getattr(model.config, n) for n in names if getattr(model.config, n, None) is not None}
+    vision_pad = processor.tokenizer.convert_tokens_to_ids("<|vision_pad|>")
+    if vision_pad is not None and vision_pad != processor.tokenizer.unk_token_id:
+        ids.add(vision_pad)
+    return sorted(ids)
+
+
+def eos_token_ids(model, processor):
+    eos = model.generation_config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos or [])
+    return sorted(set(eos) | {processor.tokenizer.eos_token_id})
+
+
+def chat_prompt(processor, question, instruction):
+    """The model's chat template around one image and the question followed by the method's instruction."""
+    text = f"{question.strip()} {instruction}".strip()
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def encode(processor, prompts, images):
+    """Tokenise prompts (left-padded) and process their images: one image per row."""
+    return dict(processor(text=prompts, images=images, return_tensors="pt", padding=True))
+
+
+def take_rows(inputs, rows):
+    """The given rows of an encoded batch, each row keeping its own block of `pixel_values`.
+
+    `pixel_values` is one flat (patches, dim) tensor for the whole batch; image i owns
+    image_grid_thw[i].prod() consecutive patches. Repeating a prompt G times must repeat its block, not
+    tile the flat tensor (a known bug elsewhere): `take_rows(inputs, [0]*G + [1]*G)` does the former.
+    """
+    rows = torch.as_tensor(rows, dtype=torch.long)
+    patches = inputs["image_grid_thw"].prod(-1)
+    starts = torch.cumsum(patches, 0) - patches
+    pixel_index = torch.cat([torch.arange(starts[r], starts[r] + patches[r]) for r in rows.tolist()])
+    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw")}
+    out["pixel_values"] = inputs["pixel_values"][pixel_index]
+    return out
+
+
+def response_mask_from(completion_ids, eos_ids):
+    """§1: generated tokens up to and including the first end-of-sequence token; padding after it excluded.
+
+    Returns (mask (N, T) bool, truncated (N,) bool: no end-of-sequence token within the budget).
+    """
+    is_eos = torch.isin(completion_ids, torch.as_tensor(eos_ids, device=completion_ids.device))
+    ended_before = (torch.cumsum(is_eos.int(), dim=1) - is_eos.int()) > 0
+    return ~ended_before, ~is_eos.any(dim=1)
+
+
+@torch.no_grad()
+def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids, return_logprobs=False):
+    """Sample one response per row with HF `generate` (temperature 0 = greedy).
+
+    top-k, top-p and repetition penalty are switched off so that the sampling distribution is exactly
+    softmax(logits / T) with the vision tokens removed: the distribution `token_logprobs` recomputes.
+    """
+    config = GenerationConfig(
+        do_sample=temperature > 0, temperature=temperature if temperature > 0 else None, top_k=0, top_p=1.0,
+        repetition_penalty=1.0, max_new_tokens=max_new_tokens, suppress_tokens=suppress_ids,
+        eos_token_id=eos_ids, pad_token_id=processor.tokenizer.pad_token_id,
+        return_dict_in_generate=True, output_scores=return_logprobs,
+    )
+    was_training = model.training
+    model.eval()
+    device = model.device
+    out = model.generate(**{k: v.to(device) for k, v in inputs.items()}, generation_config=config)
+    model.train(was_training)
+    completion_ids = out.sequences[:, inputs["input_ids"].shape[1]:].cpu()
+    response_mask, truncated = response_mask_from(completion_ids, eos_ids)
+    texts = processor.batch_decode(completion_ids.masked_fill(~response_mask, processor.tokenizer.pad_token_id),
+                                   skip_special_tokens=True)
+    result = dict(completion_ids=completion_ids, response_mask=response_mask, truncated=truncated, texts=texts)
+    if return_logprobs:  # only for tests: scores hold (N, vocab) logits for every step
+        scores = torch.stack(out.scores, dim=1).float().log_softmax(-1).cpu()
+        result["logprobs"] = scores.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return result
+
+
+def token_logprobs(model, inputs, completion_ids, response_mask, temperature, suppress_ids):
+    """Per-token log-probs of the completions under `model`, by one forward pass: (N, T) float32.
+
+    Same distribution as `sample`: logits / temperature, vision tokens masked out. Prompt rows are
+    left-padded, so all completions start at the same column and one slice serves every row.
+    """
+    device = model.device
+    num_tokens = completion_ids.shape[1]
+    attention_mask = torch.cat([inputs["attention_mask"], response_mask.long()], dim=1)
+    mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)
+    logits = model(
+        input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
+        attention_mask=attention_mask.to(device),
+        mm_token_type_ids=mm_token_type_ids.to(device),
+        pixel_values=inputs["pixel_values"].to(device),
+        image_grid_thw=inputs["image_grid_thw"].to(device),
+        logits_to_keep=num_tokens + 1,  # only the positions that predict completion tokens
+        use_cache=False,
+    ).logits[:, :-1].float()
+    logits = logits / (temperature if temperature > 0 else 1.0)
+    logits[..., suppress_ids] = float("-inf")
+    return logits.log_softmax(-1).gather(-1, completion_ids.to(device).unsqueeze(-1)).squeeze(-1)
