@@ -107,10 +107,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="questions per generate call")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--skip-bad-examples", action="store_true", help="skip unusable data lines instead of stopping")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     try:
-        examples = data.load_examples(args.data, split="test")
+        examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples)
     except data.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -18,6 +18,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Args:
     max_new_tokens: int = arg(None, "longest response; longer ones are cut and counted as truncated "
                               "(default: demo 256, otherwise 1024)")
     max_pixels: int = arg(None, "resize images to at most this many pixels (default: the processor's)")
+    skip_bad_examples: bool = arg(False, "skip unusable data lines and report them, instead of stopping", boolean=True)
     # optimisation
     max_steps: int = arg(None, "training steps, one batch of questions each (default: demo 60, otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
@@ -346,7 +348,7 @@ def find_checkpoint(resume, output_dir):
     """--resume PATH, or 'auto': the checkpoint with the highest step in --output-dir (None if there is none)."""
     if resume != "auto":
         if not os.path.isfile(os.path.join(resume, "trainer_state.pt")):
-            raise data.DataError(f"{resume}: not a checkpoint folder (no trainer_state.pt)")
+            raise data.DataError(resume, "not a checkpoint folder", "no trainer_state.pt")
         return resume
     steps = [int(name.split("-")[1]) for name in os.listdir(output_dir) if os.path.isdir(os.path.join(output_dir, name))
              and name.startswith("checkpoint-") and name.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
@@ -363,6 +365,61 @@ def keep_metrics_until(path, step):
         f.writelines(lines)
 
 
+
+# ----------------------------------------------------------------------------------------------------------
+# Logging and stopping
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (repeated non-finite updates); the message says why and where the weights are."""
+
+
+def catch_stop_signals():
+    """Ctrl-C (SIGINT) or SIGTERM no longer kills the run mid-step: the step finishes, a checkpoint is written,
+    and the run ends cleanly. A second signal stops at once. Returns a list that names the signal once set."""
+    received = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        tqdm.write(f"{received[0]} received: finishing this step and saving a checkpoint (again to stop at once)")
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return received
+
+
+def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, started):
+    """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag."""
+    keep, hard = shaped["keep"], shaped["hard"]
+    group_size = correct.shape[1]
+    hard_rows = np.repeat(hard, group_size).reshape(correct.shape)
+    easy_rows = np.repeat(keep & ~hard, group_size).reshape(correct.shape)
+    return dict(
+        step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
+        format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
+        tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
+        tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
+        fraction_hard=float(hard[keep].mean()) if keep.any() else 0.0,
+        fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
+        kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
+        update_skipped=None if keep.any() else "every group filtered out", **stats,
+        seconds=round(time.time() - started, 3),
+    )
+
+
+def write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, group_size):
+    with open(metrics_path, "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+    with open(samples_path, "a") as f:
+        for i in range(min(2, len(batch))):
+            rows = range(i * group_size, (i + 1) * group_size)
+            f.write(json.dumps(dict(step=metrics["step"], question=batch[i]["question"], answer=batch[i]["answer"],
+                                    responses=[rollout["texts"][r] for r in rows],
+                                    rewards=[round(float(x), 4) for x in shaped["reward"][i]])) + "\n")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The training loop
 
@@ -377,7 +434,7 @@ def train(args):
     os.makedirs(args.output_dir, exist_ok=True)
 
     # --- model and data
-    examples = data.load_examples(args.data)
+    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
     checkpoint = find_checkpoint(args.resume, args.output_dir) if args.resume else None
     processor = vlm.load_processor(args.model, args.max_pixels)
     policy = vlm.load_model(checkpoint or args.model, dtype, device)
@@ -411,6 +468,7 @@ def train(args):
         for path in (metrics_path, samples_path):
             open(path, "w").close()
 
+    stop_signal, bad_streak = catch_stop_signals(), 0
     bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO")
     for step in bar:
         started = time.time()
@@ -449,34 +507,23 @@ def train(args):
             stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout,
                                   advantages, kl_coef, args, suppress_ids)
 
-        # --- log
-        hard_rows = np.repeat(shaped["hard"], args.group_size).reshape(grid)
-        easy_rows = np.repeat(keep & ~shaped["hard"], args.group_size).reshape(grid)
-        token_lengths = token_lengths.reshape(grid)
-        metrics = dict(
-            step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
-            format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
-            tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
-            tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
-            fraction_hard=float(shaped["hard"][keep].mean()) if keep.any() else 0.0,
-            fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
-            kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
-            **stats, seconds=round(time.time() - started, 3),
-        )
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        with open(samples_path, "a") as f:
-            for i in range(min(2, len(batch))):
-                rows = range(i * args.group_size, (i + 1) * args.group_size)
-                f.write(json.dumps(dict(step=step + 1, question=batch[i]["question"], answer=batch[i]["answer"],
-                                        responses=[rollout["texts"][r] for r in rows],
-                                        rewards=[round(float(x), 4) for x in shaped["reward"][i]])) + "\n")
+        # --- log, save, and stop if asked to or if the numbers went bad
+        metrics = step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats, started)
+        write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
         bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.3f}",
                         len=f"{metrics['tokens_mean']:.1f}")
         if args.log_every and (step + 1) % args.log_every == 0:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps:
-            save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+        tried = keep.any()
+        bad_streak = bad_streak + 1 if tried and stats["skipped_updates"] == args.updates_per_batch else 0
+        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop_signal or bad_streak >= 3:
+            path = save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+        if bad_streak >= 3:
+            raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
+                                f"stopped. The last good weights are in {path}")
+        if stop_signal:
+            tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
+            return policy
     if args.data == "synthetic":
         compare_on_test_set(reference, policy, processor, args)
     return policy
@@ -503,11 +550,18 @@ def compare_on_test_set(reference, policy, processor, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         train(args)
-    except data.DataError as error:
+    except data.DataError as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        for signum, handler in handlers.items():  # train() catches them; give them back
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -126,9 +126,9 @@ def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, 
     top-k, top-p and repetition penalty are switched off so that the sampling distribution is exactly
     softmax(logits / T) with the vision tokens removed: the distribution `token_logprobs` recomputes.
     """
+    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else {}
     config = GenerationConfig(
-        do_sample=temperature > 0, temperature=temperature if temperature > 0 else None, top_k=0, top_p=1.0,
-        repetition_penalty=1.0, max_new_tokens=max_new_tokens, suppress_tokens=suppress_ids,
+        **sampling, repetition_penalty=1.0, max_new_tokens=max_new_tokens, suppress_tokens=suppress_ids,
         eos_token_id=eos_ids, pad_token_id=processor.tokenizer.pad_token_id,
         return_dict_in_generate=True, output_scores=return_logprobs,
     )

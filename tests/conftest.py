@@ -54,7 +54,7 @@ def warm_model_dir(tiny_model_dir, dataset, tmp_path_factory):
     rng = random.Random(0)
     processor = vlm.load_processor(tiny_model_dir)
     model = vlm.load_model(tiny_model_dir)
-    examples = data.load_jsonl(dataset)
+    examples = data.load_examples(dataset)
     images = [data.load_image(e["image"]) for e in examples]
     forms = {"fast": "<think>{r}</think><answer>{a}</answer>", "thinking": "<think>{r}</think><answer>{a}</answer>",
              "no-thinking": "{a}", "think-after-answer": "<answer>{a}</answer><reason>{r}</reason>"}

@@ -17,7 +17,7 @@ def load(model_dir):
 
 
 def encode_two_questions(processor, dataset):
-    examples = data.load_jsonl(dataset)[:2]  # 56x56 and 84x112 images: 4 and 12 image tokens
+    examples = data.load_examples(dataset)[:2]  # 56x56 and 84x112 images: 4 and 12 image tokens
     prompts = [vlm.chat_prompt(processor, e["question"], "Answer.") for e in examples]
     return vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples])
 
