@@ -4,10 +4,12 @@ Uses the prompts, answer checking and model loading of training, so numbers matc
 
     python eval.py --model runs/fast-grpo/checkpoint-100 --data synthetic
     python eval.py --model DIR --data test.jsonl --method no-thinking --output results.json
+    python eval.py --compare results/*.json             # side-by-side table and plots
 """
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -16,7 +18,6 @@ from tqdm import tqdm
 
 import data
 import fast_grpo
-import rewards
 import vlm
 
 
@@ -96,6 +97,63 @@ def markdown_table(results, title="model"):
     return "\n".join(lines)
 
 
+def load_runs(paths):
+    """Result JSON files -> {run name: {group: summary}} (a file's first benchmark; name = its 'name' or stem)."""
+    runs = {}
+    for path in paths:
+        with open(path) as f:
+            result = json.load(f)
+        name = result.get("name") or os.path.splitext(os.path.basename(path))[0]
+        runs[name] = next(iter(result["results"].values()))
+    return runs
+
+
+def compare(paths, plot_dir):
+    """One side-by-side table of several result files, and two PNG plots: accuracy against mean tokens, one point
+    per run (the paper's Figure 1), and mean tokens per difficulty level per run. Returns the plot paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    runs = load_runs(paths)
+    groups = [g for g in sorted({g for run in runs.values() for g in run}, key=level_order) if g != "all"]
+    header = "| run | accuracy | tokens | " + " | ".join(f"{g} acc | {g} tokens" for g in groups) + " |"
+    print(header + "\n|" + "---|" * (3 + 2 * len(groups)))
+    for name, run in runs.items():
+        cells = [f"{100 * run[g]['accuracy']:.1f} | {run[g]['tokens_mean']:.1f}" if g in run else "- | -"
+                 for g in ["all", *groups]]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    os.makedirs(plot_dir, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for name, run in runs.items():
+        axes.scatter(run["all"]["tokens_mean"], 100 * run["all"]["accuracy"], s=40)
+        axes.annotate(name, (run["all"]["tokens_mean"], 100 * run["all"]["accuracy"]), fontsize=8,
+                      xytext=(4, 4), textcoords="offset points")
+    axes.set(xlabel="mean response tokens", ylabel="accuracy (%)", title="Accuracy against response length")
+    axes.grid(alpha=0.3)
+    accuracy_plot = os.path.join(plot_dir, "accuracy_vs_tokens.png")
+    figure.tight_layout()
+    figure.savefig(accuracy_plot, dpi=120)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(runs)), 4.5))
+    width = 0.8 / max(1, len(groups))
+    for i, group in enumerate(groups):
+        heights = [run[group]["tokens_mean"] if group in run else 0 for run in runs.values()]
+        axes.bar(np.arange(len(runs)) + i * width, heights, width, label=group)
+    axes.set_xticks(np.arange(len(runs)) + width * (len(groups) - 1) / 2, list(runs), rotation=30, ha="right",
+                    fontsize=8)
+    axes.set(ylabel="mean response tokens", title="Response length per difficulty level")
+    axes.legend()
+    tokens_plot = os.path.join(plot_dir, "tokens_per_level.png")
+    figure.tight_layout()
+    figure.savefig(tokens_plot, dpi=120)
+    plt.close(figure)
+    return accuracy_plot, tokens_plot
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=fast_grpo.DEMO_MODEL, help="checkpoint folder or hub id")
@@ -107,8 +165,15 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="questions per generate call")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--name", default=None, help="the run's name in --compare tables (default: file name)")
     parser.add_argument("--skip-bad-examples", action="store_true", help="skip unusable data lines instead of stopping")
+    parser.add_argument("--compare", nargs="+", metavar="RESULTS.json", help="compare result files instead")
+    parser.add_argument("--plot-dir", default=None, help="where --compare writes its PNGs (default: next to the first)")
     args = parser.parse_args(argv)
+    if args.compare:
+        plots = compare(args.compare, args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0])))
+        print("wrote", ", ".join(plots))
+        return
     torch.manual_seed(0)
     try:
         examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples)
@@ -123,7 +188,8 @@ def main(argv=None):
     print(markdown_table(results, args.model))
     if args.output:
         with open(args.output, "w") as f:
-            json.dump(dict(model=args.model, data=args.data, method=args.method, results=results), f, indent=2)
+            json.dump(dict(name=args.name, model=args.model, data=args.data, method=args.method, results=results), f,
+                      indent=2)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import fast_grpo
+import rewards
 import synthetic
 import tiny_model
 import vlm
@@ -58,7 +59,7 @@ def forced_form_records(model, processor, items, prefix, batch_size=64, samples=
         for row, text in enumerate(out["texts"]):
             item = batch[row // samples]
             records.append(dict(level=item["level"], item=start + row // samples,
-                                correct=fast_grpo.rewards.accuracy_reward(prefix + text, item["answer"]),
+                                correct=rewards.accuracy_reward(prefix + text, item["answer"]),
                                 tokens=prefix_tokens + int(out["response_mask"][row].sum())))
     return records
 

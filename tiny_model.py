@@ -126,7 +126,6 @@ def build_config(tokenizer, hidden_size=64, num_layers=2, num_heads=4, vision_em
 def build_tiny_model(output_dir, seed=0, corpus=None, vocab_size=400, max_pixels=112 * 112, **sizes):
     """Build tokenizer, image processor and a random tiny model, save all three to `output_dir`."""
     import torch
-    from transformers import AutoProcessor
 
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(corpus, vocab_size)

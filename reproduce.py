@@ -1,0 +1,111 @@
+"""A toy-scale reproduction of the paper's comparison, on the offline demo task.
+
+From the shipped demo model, train grpo, fast, thinking, no-thinking and think-after-answer with 3 seeds each,
+and the three FAST ablations (no length reward, no difficulty-aware KL, no Slow-to-Fast) with 1 seed, all with
+the same step budget; evaluate each, and the starting model, on the held-out synthetic test set (greedy); write
+results/<run>.json, results/RESULTS.md (mean and spread over seeds, per level) and the plots.
+
+    python reproduce.py                      # the whole study (see README "Results" for its wall time)
+    python reproduce.py --seeds 1 --steps 5  # a quick look
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import eval as evaluation
+
+METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
+ABLATIONS = {"fast-no-length-reward": ["--no-length-reward"], "fast-no-dynamic-kl": ["--no-dynamic-kl"],
+             "fast-no-slow-to-fast": ["--no-slow-to-fast"]}
+
+
+def planned_runs(num_seeds):
+    """(config name, run name, method, seed, extra flags) of every training run."""
+    runs = [(m, f"{m}-seed{s}", m, s, []) for m in METHODS for s in range(num_seeds)]
+    return runs + [(name, f"{name}-seed0", "fast", 0, flags) for name, flags in ABLATIONS.items()]
+
+
+def python(*args):
+    """Run one of the project's scripts in a fresh process (one run's memory never leaks into the next)."""
+    subprocess.run([sys.executable, *args], check=True)
+
+
+def mean_and_spread(results, config):
+    """Seed mean and standard deviation of each summary number, per level."""
+    table = {}
+    for group in results[0]:
+        table[group] = {key: (float(np.mean([r[group][key] for r in results])),
+                              float(np.std([r[group][key] for r in results])))
+                        for key in ("accuracy", "tokens_mean", "well_formed", "truncated")}
+    return dict(name=config, seeds=len(results), results={"data": {
+        g: {k: v[0] for k, v in row.items()} | {"tokens_median": row["tokens_mean"][0], "count": 0}
+        for g, row in table.items()}}), table
+
+
+def write_report(output_dir, configs, started):
+    lines = ["# Toy-scale reproduction: results", "",
+             f"Command: `python reproduce.py --output-dir {output_dir}`; wall time {(time.time() - started) / 60:.0f} "
+             "min on a 2-core CPU machine. Held-out synthetic test set (300 items per level), greedy decoding. "
+             "Mean ± standard deviation over seeds.", "",
+             "| run | seeds | level | accuracy (%) | mean tokens | well-formed (%) |", "|---|---|---|---|---|---|"]
+    for config, (seeds, table) in configs.items():
+        for group, row in table.items():
+            acc, tok, fmt = row["accuracy"], row["tokens_mean"], row["well_formed"]
+            lines.append(f"| {config} | {seeds} | {group} | {100 * acc[0]:.1f} ± {100 * acc[1]:.1f} | "
+                         f"{tok[0]:.1f} ± {tok[1]:.1f} | {100 * fmt[0]:.1f} |")
+    lines += ["", "![accuracy against tokens](accuracy_vs_tokens.png)", "",
+              "![tokens per level](tokens_per_level.png)", ""]
+    with open(os.path.join(output_dir, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", default="results", help="where run folders, JSONs, RESULTS.md and plots go")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per method (ablations get one)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's)")
+    args = parser.parse_args()
+    started = time.time()
+    os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
+    steps = ["--max-steps", str(args.steps)] if args.steps else []
+
+    start_json = os.path.join(args.output_dir, "start.json")
+    if not os.path.exists(start_json):
+        python("eval.py", "--max-new-tokens", "256", "--batch-size", "64", "--name", "start", "--output", start_json)
+    by_config = {}
+    for config, run, method, seed, flags in planned_runs(args.seeds):
+        run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
+        if not os.path.exists(result_json):  # finished runs are kept: the study can be resumed
+            python("fast_grpo.py", "--method", method, "--seed", str(seed), "--output-dir", run_dir,
+                   "--no-compare-at-end", "--log-every", "0", *steps, *flags)
+            final = max((d for d in os.listdir(run_dir) if d.startswith("checkpoint-") and d[11:].isdigit()),
+                        key=lambda d: int(d[11:]))
+            python("eval.py", "--model", os.path.join(run_dir, final), "--method", method, "--max-new-tokens", "256",
+                   "--batch-size", "64", "--name", run, "--output", result_json)
+        with open(result_json) as f:
+            by_config.setdefault(config, []).append(json.load(f)["results"]["data"])
+        print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
+
+    with open(start_json) as f:
+        configs = {"start": (1, mean_and_spread([json.load(f)["results"]["data"]], "start")[1])}
+    mean_files = [start_json]
+    for config, results in by_config.items():
+        mean_result, table = mean_and_spread(results, config)
+        configs[config] = (len(results), table)
+        path = os.path.join(args.output_dir, "runs", f"{config}-mean.json")
+        with open(path, "w") as f:
+            json.dump(mean_result, f, indent=2)
+        mean_files.append(path)
+    evaluation.compare(mean_files, args.output_dir)
+    write_report(args.output_dir, configs, started)
+    print(f"wrote {args.output_dir}/RESULTS.md after {(time.time() - started) / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()

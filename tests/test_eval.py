@@ -1,0 +1,68 @@
+"""eval.py: summaries computed by hand, and a real run on the tiny model."""
+
+import json
+
+import pytest
+
+import eval as evaluation
+
+
+def record(correct, tokens, level="easy", fmt=1.0, truncated=False, index=0):
+    return dict(index=index, level=level, benchmark=None, correct=correct, format=fmt, tokens=tokens,
+                truncated=truncated, response="")
+
+
+def test_summary_by_hand():
+    records = [record(1.0, 10), record(0.0, 30, fmt=0.0), record(1.0, 20, truncated=True), record(1.0, 100)]
+    summary = evaluation.summarise(records)
+    assert summary == dict(accuracy=0.75, tokens_mean=40.0, tokens_median=25.0, well_formed=0.75, truncated=0.25,
+                           count=4)
+
+
+def test_groups_by_level_else_by_own_pass_rate():
+    by_level = [record(1.0, 5, level="hard"), record(0.0, 5, level="easy")]
+    assert evaluation.group_key(by_level, 1) == ["hard", "easy"]
+    # K = 4 samples of two questions: question 0 passes 4/4, question 1 passes 1/4
+    sampled = [record(1.0, 5, level=None, index=0)] * 4 + [record(float(i == 0), 5, level=None, index=1)
+                                                          for i in range(4)]
+    assert evaluation.group_key(sampled, 4) == ["pass>=0.75"] * 4 + ["pass<=0.25"] * 4
+    assert evaluation.group_key([record(1.0, 5, level=None)], 1) == ["all"]
+
+
+def test_eval_cli_on_the_tiny_model(tiny_model_dir, dataset, tmp_path, capsys):
+    output = tmp_path / "results.json"
+    evaluation.main(["--model", tiny_model_dir, "--data", dataset, "--max-new-tokens", "8", "--batch-size", "3",
+                     "--output", str(output)])
+    results = json.load(open(output))["results"]
+    summary = results["data"]["all"]
+    assert summary["count"] == 8 and summary["accuracy"] == 0.0  # a random model answers nothing right
+    assert set(summary) == {"accuracy", "tokens_mean", "tokens_median", "well_formed", "truncated", "count"}
+    assert 1 <= summary["tokens_mean"] <= 8
+    assert "| data | all |" in capsys.readouterr().out
+
+
+def test_eval_bad_data_exits_2(tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "q"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        evaluation.main(["--data", str(path)])
+    assert exit_info.value.code == 2
+    assert f"{path}:1: missing key 'image'" in capsys.readouterr().err
+
+
+def test_compare_prints_one_table_and_writes_both_plots(tmp_path, capsys):
+    def result(name, accuracy, tokens):
+        summary = lambda a, t: dict(accuracy=a, tokens_mean=t, tokens_median=t, well_formed=1.0,  # noqa: E731
+                                    truncated=0.0, count=10)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(dict(name=name, results={"data": {
+            "easy": summary(accuracy, tokens / 2), "hard": summary(accuracy / 2, tokens * 2),
+            "all": summary(accuracy, tokens)}})))
+        return str(path)
+
+    paths = [result("grpo", 0.8, 100.0), result("fast", 0.82, 50.0)]
+    evaluation.main(["--compare", *paths, "--plot-dir", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert "| fast | 82.0 | 50.0 | 82.0 | 25.0 | 41.0 | 100.0 |" in out
+    for png in ("accuracy_vs_tokens.png", "tokens_per_level.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
