@@ -60,7 +60,7 @@ class Args:
     # optimisation
     max_steps: int = arg(None, "training steps, one batch of questions each (default: demo 60, otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
-    lr: float = arg(None, "AdamW learning rate (default: demo 1e-4, otherwise 1e-6 as in the paper)")
+    lr: float = arg(None, "AdamW learning rate (default: demo 3e-5, otherwise 1e-6 as in the paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -119,7 +119,7 @@ METHODS = {
 
 # The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
-DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=60, max_new_tokens=256, micro_batch_size=64)
+DEMO_DEFAULTS = dict(lr=3e-5, batch_size=8, group_size=8, max_steps=60, max_new_tokens=256, micro_batch_size=64)
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8)
 
 

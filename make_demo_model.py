@@ -7,6 +7,7 @@ preset of fast_grpo.py appears in the mix, so every method starts from a model t
 
     python make_demo_model.py --output-dir demo_model     # about 30 minutes on 2 CPU cores
     python make_demo_model.py --evaluate demo_model        # the starting-model targets, about 5 minutes
+    python make_demo_model.py --probe demo_model runs/fast-grpo/checkpoint-60   # P(answer-only) per level
 """
 
 import argparse
@@ -73,17 +74,37 @@ def evaluate_start(folder):
     print("| level | long-form accuracy | answer-only accuracy | long-form tokens | answer-only tokens |")
     print("|---|---|---|---|---|")
     forms = {form: forced_form_records(model, processor, test_set, prefix)
-             for form, prefix in (("long", "<think>I"), ("short", "<think></think>"))}
+             for form, prefix in (("long", "<think>I"), ("short", "<think></think><answer>"))}
     for level in synthetic.LEVELS:
         row = [np.mean([r[key] for r in forms[form] if r["level"] == level])
                for key in ("correct", "tokens") for form in ("long", "short")]
         print(f"| {level} | {100 * row[0]:.1f} | {100 * row[1]:.1f} | {row[2]:.1f} | {row[3]:.1f} |")
-    for level in ("medium", "hard"):
+    for level in synthetic.LEVELS:
         items = [item for item in test_set if item["level"] == level][:100]
         records = forced_form_records(model, processor, items, "", samples=8, temperature=1.0)
         pass_rate = np.array([r["correct"] for r in records]).reshape(len(items), 8).mean(1)
         print(f"{level}: {100 * np.mean((pass_rate > 0) & (pass_rate < 1)):.0f}% of 100 questions have a pass rate "
-              f"strictly between 0 and 1 (8 samples, T = 1); mean pass rate {pass_rate.mean():.2f}")
+              f"strictly between 0 and 1 (8 samples, T = 1); mean pass rate {pass_rate.mean():.2f}; "
+              f"mean tokens {np.mean([r['tokens'] for r in records]):.1f}")
+
+
+def answer_only_probability(folder, per_level=32):
+    """Per level, the model's probability of starting the answer-only form (`<think></think>`) rather than the
+    long one: the single decision that sets the response length in this task."""
+    processor, model = vlm.load_processor(folder), vlm.load_model(folder)
+    test_set = synthetic.split("test")
+    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS["fast"])
+    decision_tokens = len(processor.tokenizer("<think></", add_special_tokens=False)["input_ids"])
+    probabilities = {}
+    for level in synthetic.LEVELS:
+        items = [item for item in test_set if item["level"] == level][:per_level]
+        inputs = vlm.encode(processor, [prompt] * len(items), [item["image"] for item in items])
+        ids, mask = warm_start.encode_targets(processor, [synthetic.response(i, "short") for i in items],
+                                              processor.tokenizer.eos_token_id)
+        with torch.no_grad():
+            logp = vlm.token_logprobs(model, inputs, ids, mask, 1.0, vlm.vision_token_ids(model, processor))
+        probabilities[level] = logp[:, :decision_tokens].sum(1).exp().mean().item()
+    return probabilities
 
 
 def main():
@@ -94,9 +115,14 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine decay)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, data and order")
     parser.add_argument("--evaluate", metavar="FOLDER", help="only evaluate the model in FOLDER (no training)")
+    parser.add_argument("--probe", metavar="FOLDER", nargs="+", help="only print P(answer-only form) per level")
     args = parser.parse_args()
     if args.evaluate:
         return evaluate_start(args.evaluate)
+    if args.probe:
+        for folder in args.probe:
+            print(folder, " ".join(f"{level}={p:.3f}" for level, p in answer_only_probability(folder).items()))
+        return
 
     started = time.time()
     torch.manual_seed(args.seed)
