@@ -55,7 +55,8 @@ class Args:
     temperature: float = arg(1.0, "sampling temperature; log-probs use logits / temperature too (paper: 1.0)")
     max_new_tokens: int = arg(None, "longest response; longer ones are cut and counted as truncated "
                               "(default: demo 256, otherwise 1024)")
-    max_pixels: int = arg(None, "resize images to at most this many pixels (default: the processor's)")
+    max_pixels: int = arg(None, "resize images to at most this many pixels (default: demo the processor's, "
+                          "otherwise 1003520 = 1280 image tokens)")
     skip_bad_examples: bool = arg(False, "skip unusable data lines and report them, instead of stopping", boolean=True)
     # optimisation
     max_steps: int = arg(None, "training steps, one batch of questions each (default: demo 60, otherwise 500)")
@@ -82,7 +83,8 @@ class Args:
     # machinery
     seed: int = arg(0, "seed of data order, sampling and initialisation")
     device: str = arg("auto", "cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    dtype: str = arg("auto", "float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on CUDA)")
+    dtype: str = arg("auto", "compute dtype, float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on "
+                     "CUDA); the trained weights stay float32 (mixed precision)")
     gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory", boolean=True)
     freeze_vision: bool = arg(False, "train only the language model, not the vision tower", boolean=True)
     save_every: int = arg(50, "write checkpoint-<step>/ every this many steps (and at the end)")
@@ -120,7 +122,8 @@ METHODS = {
 # The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
 DEMO_DEFAULTS = dict(lr=3e-5, batch_size=8, group_size=8, max_steps=60, max_new_tokens=256, micro_batch_size=64)
-PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8)
+PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
+                      max_pixels=1280 * 28 * 28)
 
 
 def parse_args(argv=None):
@@ -156,6 +159,9 @@ def check_args(args, parser):
         (args.beta_min > args.beta_max, "--beta-min must not exceed --beta-max"),
         (args.updates_per_batch < 1, "--updates-per-batch must be at least 1"),
         (args.micro_batch_size < 1, "--micro-batch-size must be at least 1"),
+        (args.save_every < 1, "--save-every must be at least 1"),
+        (args.temperature < 0, "--temperature must not be negative"),
+        (args.max_steps < 1, "--max-steps must be at least 1"),
     ]
     for failed, message in problems:
         if failed:
@@ -198,10 +204,11 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
     beta = torch.as_tensor(kl_coef, dtype=logp.dtype, device=logp.device)
     beta = beta.unsqueeze(1) if beta.dim() == 1 else beta
     per_token = -(surrogate - beta * k3_kl(logp, ref_logp))
+    per_token = torch.where(response_mask.bool(), per_token, 0.0)  # not `* mask`: padding may hold -inf logps
     if aggregation == "seq":
-        return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        return (per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
     if aggregation == "token":
-        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+        return per_token.sum() / mask.sum().clamp(min=1)
     raise ValueError(f"aggregation must be 'seq' or 'token', got {aggregation!r}")
 
 
@@ -293,7 +300,7 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
             (loss * share).backward()
             with torch.no_grad():
                 loss_sum += float(loss * share)
-                kl_sum += float((k3_kl(logp, ref_logp[i]) * mask).sum())
+                kl_sum += float(torch.where(mask, k3_kl(logp, ref_logp[i]), 0.0).sum())
                 ratio = torch.exp(logp - old)
                 clipped += float((((ratio < 1 - args.eps_low) | (ratio > 1 + args.eps_high)) & mask).sum())
         params = [p for p in policy.parameters() if p.requires_grad]
@@ -357,12 +364,26 @@ def find_checkpoint(resume, output_dir):
     return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
 
 
+def check_resume_args(saved, args, checkpoint):
+    """A resumed run must be the same run: same model (also the KL reference), data, schedule and seed."""
+    for key in ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed"):
+        if saved.get(key) != getattr(args, key):
+            raise data.DataError(checkpoint, "resumed with different arguments",
+                                 f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")
+
+
 def keep_metrics_until(path, step):
     """On resume, drop logged steps after the checkpoint (they are about to be redone), keep the rest."""
     if not os.path.exists(path):
         return
+    lines = []
     with open(path) as f:
-        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        for line in f:
+            try:
+                if json.loads(line)["step"] <= step:
+                    lines.append(line)
+            except (json.JSONDecodeError, KeyError):  # a line cut short by a kill: it is redone anyway
+                continue
     with open(path, "w") as f:
         f.writelines(lines)
 
@@ -438,9 +459,15 @@ def train(args):
     # --- model and data
     examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
     checkpoint = find_checkpoint(args.resume, args.output_dir) if args.resume else None
+    state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
+    if state:
+        check_resume_args(state["args"], args, checkpoint)
     processor = vlm.load_processor(args.model, args.max_pixels)
-    policy = vlm.load_model(checkpoint or args.model, dtype, device)
+    # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
+    # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
+    policy = vlm.load_model(checkpoint or args.model, torch.float32, device)
     reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     if args.freeze_vision:
         policy.model.visual.requires_grad_(False)
     if args.gradient_checkpointing:
@@ -459,7 +486,6 @@ def train(args):
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
     samples_path = os.path.join(args.output_dir, "samples.jsonl")
     if checkpoint:
-        state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         set_rng_states(state["rng"])
         start_step = state["step"]
@@ -481,7 +507,9 @@ def train(args):
         prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
         group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
         inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
-        rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids, eos_ids)
+        with autocast:
+            rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
+                                 eos_ids)
 
         # --- score
         answers = [batch[i]["answer"] for i in group_rows]
@@ -506,8 +534,9 @@ def train(args):
             kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
             kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
             kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][keep], args.group_size), dtype=torch.float32)
-            stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout,
-                                  advantages, kl_coef, args, suppress_ids)
+            with autocast:
+                stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout,
+                                      advantages, kl_coef, args, suppress_ids)
 
         # --- log, save, and stop if asked to or if the numbers went bad
         metrics = step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats, started)
@@ -516,14 +545,15 @@ def train(args):
                         len=f"{metrics['tokens_mean']:.1f}")
         if args.log_every and (step + 1) % args.log_every == 0:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        tried = keep.any()
-        bad_streak = bad_streak + 1 if tried and stats["skipped_updates"] == args.updates_per_batch else 0
-        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop_signal or bad_streak >= 3:
+        if keep.any():  # a step with nothing to update neither breaks nor extends a run of bad updates
+            bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
+        stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
+        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
             path = save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
         if bad_streak >= 3:
             raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
                                 f"stopped. The last good weights are in {path}")
-        if stop_signal:
+        if stop:
             tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
             return policy
     if args.data == "synthetic" and args.compare_at_end:

@@ -5,13 +5,15 @@ and the three FAST ablations (no length reward, no difficulty-aware KL, no Slow-
 the same step budget; evaluate each, and the starting model, on the held-out synthetic test set (greedy); write
 results/<run>.json, results/RESULTS.md (mean and spread over seeds, per level) and the plots.
 
-    python reproduce.py                      # the whole study (see README "Results" for its wall time)
+    python reproduce.py                      # the whole study, one run at a time
+    OMP_NUM_THREADS=1 python reproduce.py --shard 0/2 & OMP_NUM_THREADS=1 python reproduce.py --shard 1/2; wait
     python reproduce.py --seeds 1 --steps 5  # a quick look
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import time
 import numpy as np
 
 import eval as evaluation
+import fast_grpo
 
 METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
 ABLATIONS = {"fast-no-length-reward": ["--no-length-reward"], "fast-no-dynamic-kl": ["--no-dynamic-kl"],
@@ -31,9 +34,12 @@ def planned_runs(num_seeds):
     return runs + [(name, f"{name}-seed0", "fast", 0, flags) for name, flags in ABLATIONS.items()]
 
 
-def python(*args):
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def python(script, *args):
     """Run one of the project's scripts in a fresh process (one run's memory never leaks into the next)."""
-    subprocess.run([sys.executable, *args], check=True)
+    subprocess.run([sys.executable, os.path.join(HERE, script), *args], check=True)
 
 
 def mean_and_spread(results, config):
@@ -44,14 +50,13 @@ def mean_and_spread(results, config):
                               float(np.std([r[group][key] for r in results])))
                         for key in ("accuracy", "tokens_mean", "well_formed", "truncated")}
     return dict(name=config, seeds=len(results), results={"data": {
-        g: {k: v[0] for k, v in row.items()} | {"tokens_median": row["tokens_mean"][0], "count": 0}
-        for g, row in table.items()}}), table
+        g: {k: v[0] for k, v in row.items()} for g, row in table.items()}}), table  # seed means
 
 
 def write_report(output_dir, configs, started):
     lines = ["# Toy-scale reproduction: results", "",
              f"Command: `python reproduce.py --output-dir {output_dir}`; wall time {(time.time() - started) / 60:.0f} "
-             "min on a 2-core CPU machine. Held-out synthetic test set (300 items per level), greedy decoding. "
+             f"min on a {os.cpu_count()}-core CPU machine. Held-out synthetic test set (300 items per level), greedy decoding. "
              "Mean ± standard deviation over seeds.", "",
              "| run | seeds | level | accuracy (%) | mean tokens | well-formed (%) |", "|---|---|---|---|---|---|"]
     for config, (seeds, table) in configs.items():
@@ -70,27 +75,34 @@ def main():
     parser.add_argument("--output-dir", default="results", help="where run folders, JSONs, RESULTS.md and plots go")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per method (ablations get one)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's)")
+    parser.add_argument("--shard", default="0/1", help="I/N: do only runs I, I+N, ... (run N of these at once, one "
+                        "per core, with OMP_NUM_THREADS=1; the last to finish writes the report)")
     args = parser.parse_args()
+    shard, num_shards = map(int, args.shard.split("/"))
     started = time.time()
     os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
     steps = ["--max-steps", str(args.steps)] if args.steps else []
 
     start_json = os.path.join(args.output_dir, "start.json")
-    if not os.path.exists(start_json):
+    if shard == 0 and not os.path.exists(start_json):
         python("eval.py", "--max-new-tokens", "256", "--batch-size", "64", "--name", "start", "--output", start_json)
     by_config = {}
-    for config, run, method, seed, flags in planned_runs(args.seeds):
+    for number, (config, run, method, seed, flags) in enumerate(planned_runs(args.seeds)):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
-        if not os.path.exists(result_json):  # finished runs are kept: the study can be resumed
+        if number % num_shards == shard and not os.path.exists(result_json):  # finished runs are kept: resumable
+            shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt starts over
             python("fast_grpo.py", "--method", method, "--seed", str(seed), "--output-dir", run_dir,
                    "--no-compare-at-end", "--log-every", "0", *steps, *flags)
-            final = max((d for d in os.listdir(run_dir) if d.startswith("checkpoint-") and d[11:].isdigit()),
-                        key=lambda d: int(d[11:]))
-            python("eval.py", "--model", os.path.join(run_dir, final), "--method", method, "--max-new-tokens", "256",
+            final = os.path.join(run_dir, f"checkpoint-{args.steps or fast_grpo.DEMO_DEFAULTS['max_steps']}")
+            python("eval.py", "--model", final, "--method", method, "--max-new-tokens", "256",
                    "--batch-size", "64", "--name", run, "--output", result_json)
-        with open(result_json) as f:
-            by_config.setdefault(config, []).append(json.load(f)["results"]["data"])
-        print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
+            print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
+        if os.path.exists(result_json):
+            with open(result_json) as f:
+                by_config.setdefault(config, []).append(json.load(f)["results"]["data"])
+    if sum(len(results) for results in by_config.values()) < len(planned_runs(args.seeds)):
+        print("other shards are still running; the last one to finish writes the report")
+        return
 
     with open(start_json) as f:
         configs = {"start": (1, mean_and_spread([json.load(f)["results"]["data"]], "start")[1])}

@@ -16,7 +16,7 @@ def pick_device(name="auto"):
 
 
 def pick_dtype(name, device):
-    """float32 on CPU (bf16 matmuls are slow there), bfloat16 on CUDA (the paper trains in bf16)."""
+    """The compute dtype: float32 on CPU (bf16 matmuls are slow there), bfloat16 on CUDA (the paper's)."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
@@ -78,7 +78,7 @@ def vision_token_ids(model, processor):
 def eos_token_ids(model, processor):
     eos = model.generation_config.eos_token_id
     eos = [eos] if isinstance(eos, int) else list(eos or [])
-    return sorted(set(eos) | {processor.tokenizer.eos_token_id})
+    return sorted(set(eos) | ({processor.tokenizer.eos_token_id} - {None}))
 
 
 def chat_prompt(processor, question, instruction):
@@ -126,7 +126,9 @@ def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, 
     top-k, top-p and repetition penalty are switched off so that the sampling distribution is exactly
     softmax(logits / T) with the vision tokens removed: the distribution `token_logprobs` recomputes.
     """
-    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else {}
+    # do_sample must be explicit: unset fields are filled from the checkpoint's own generation config
+    sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(
+        do_sample=False)
     config = GenerationConfig(
         **sampling, repetition_penalty=1.0, max_new_tokens=max_new_tokens, suppress_tokens=suppress_ids,
         eos_token_id=eos_ids, pad_token_id=processor.tokenizer.pad_token_id,

@@ -61,3 +61,20 @@ def test_resume_continues_where_the_run_stopped(warm_model_dir, dataset, tmp_pat
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
     again = weights(tmp_path / "checkpoint-4")
     assert all(torch.equal(final[k], again[k]) for k in final)
+
+
+def test_resume_refuses_different_arguments(warm_model_dir, dataset, tmp_path, capsys):
+    run(warm_model_dir, dataset, tmp_path, steps=2)
+    with pytest.raises(SystemExit) as exit_info:
+        run(warm_model_dir, dataset, tmp_path, "--resume", "auto", "--lr", "5e-4", steps=2)
+    assert exit_info.value.code == 2
+    assert "resumed with different arguments (--lr was 0.001, now 0.0005)" in capsys.readouterr().err
+
+
+def test_bfloat16_compute_keeps_float32_weights(warm_model_dir, dataset, tmp_path):
+    metrics = run(warm_model_dir, dataset, tmp_path, "--method", "grpo", "--dtype", "bfloat16", steps=2)
+    assert all(m["loss"] is not None for m in metrics)
+    after = weights(tmp_path / "checkpoint-2")
+    before = weights(warm_model_dir)
+    assert all(v.dtype == torch.float32 for v in after.values())  # mixed precision: the master weights
+    assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -148,3 +148,11 @@ def test_bad_flags_exit_with_code_2(flags, capsys):
         parse_args(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"] + flags)
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_padding_with_minus_infinity_log_probs_does_not_poison_the_loss():
+    logp, mask, advantages = rollout_batch()
+    logp = logp.clone()
+    logp[0, 1:] = float("-inf")  # after the first response's end: e.g. a suppressed pad token
+    loss = grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, kl_coef=0.1)
+    assert torch.isfinite(loss)

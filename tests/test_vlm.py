@@ -95,3 +95,15 @@ def test_checkpoint_round_trip(tiny_model_dir, tmp_path):
     again = AutoModelForImageTextToText.from_pretrained(tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     assert os.path.exists(tmp_path / "chat_template.jinja")
+
+
+def test_greedy_ignores_the_checkpoints_sampling_settings(tiny_model_dir, dataset):
+    processor, model = load(tiny_model_dir)
+    model.generation_config.do_sample, model.generation_config.top_k = True, 50  # as some checkpoints ship
+    inputs = encode_two_questions(processor, dataset)
+    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    texts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        texts.append(vlm.sample(model, processor, inputs, 10, 0.0, suppress, eos)["texts"])
+    assert texts[0] == texts[1]
