@@ -55,8 +55,9 @@ def mean_and_spread(results, config):
 
 def write_report(output_dir, configs, started):
     lines = ["# Toy-scale reproduction: results", "",
-             f"Command: `python reproduce.py --output-dir {output_dir}`; wall time {(time.time() - started) / 60:.0f} "
-             f"min on a {os.cpu_count()}-core CPU machine. Held-out synthetic test set (300 items per level), greedy decoding. "
+             f"Command: `python reproduce.py --output-dir {output_dir}`; this invocation took "
+             f"{(time.time() - started) / 60:.0f} min on a {os.cpu_count()}-core CPU machine (finished runs are "
+             "reused, not redone). Each run: the demo defaults (60 steps of 8 questions x 8 samples, lr 3e-5). Held-out synthetic test set (300 items per level), greedy decoding. "
              "Mean ± standard deviation over seeds.", "",
              "| run | seeds | level | accuracy (%) | mean tokens | well-formed (%) |", "|---|---|---|---|---|---|"]
     for config, (seeds, table) in configs.items():
@@ -83,9 +84,13 @@ def main():
     os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
     steps = ["--max-steps", str(args.steps)] if args.steps else []
 
-    start_json = os.path.join(args.output_dir, "start.json")
-    if shard == 0 and not os.path.exists(start_json):
-        python("eval.py", "--max-new-tokens", "256", "--batch-size", "64", "--name", "start", "--output", start_json)
+    # the starting model under each prompt a method uses: every method's "before"
+    start_jsons = {m: os.path.join(args.output_dir, "start.json" if m == "fast" else f"start-{m}.json")
+                   for m in ("fast", "thinking", "no-thinking", "think-after-answer")}
+    for method, start_json in start_jsons.items():
+        if shard == 0 and not os.path.exists(start_json):
+            python("eval.py", "--method", method, "--max-new-tokens", "256", "--batch-size", "64",
+                   "--name", f"start ({method} prompt)", "--output", start_json)
     by_config = {}
     for number, (config, run, method, seed, flags) in enumerate(planned_runs(args.seeds)):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
@@ -104,9 +109,11 @@ def main():
         print("other shards are still running; the last one to finish writes the report")
         return
 
-    with open(start_json) as f:
-        configs = {"start": (1, mean_and_spread([json.load(f)["results"]["data"]], "start")[1])}
-    mean_files = [start_json]
+    configs, mean_files = {}, []
+    for method, start_json in start_jsons.items():
+        with open(start_json) as f:
+            configs[f"start ({method} prompt)"] = (1, mean_and_spread([json.load(f)["results"]["data"]], "start")[1])
+        mean_files.append(start_json)
     for config, results in by_config.items():
         mean_result, table = mean_and_spread(results, config)
         configs[config] = (len(results), table)
