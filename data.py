@@ -37,7 +37,8 @@ def check_image(path, where):
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(where, "unreadable image", f"{path}: {error}") from None
     if min(width, height) < MIN_IMAGE_SIDE:
-        raise DataError(where, "image too small", f"{path} is {width}x{height}, need at least {MIN_IMAGE_SIDE} px a side")
+        raise DataError(where, "image too small",
+                        f"{path} is {width}x{height}, need at least {MIN_IMAGE_SIDE} px a side")
     if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
         raise DataError(where, "image aspect ratio too extreme", f"{path} is {width}x{height}")
 

@@ -267,7 +267,8 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
     share of the batch (rows for "seq", tokens for "token"), so the gradient is that of the whole batch.
     """
     num_rows = len(advantages)
-    chunks = [list(range(i, min(i + args.micro_batch_size, num_rows))) for i in range(0, num_rows, args.micro_batch_size)]
+    size = args.micro_batch_size
+    chunks = [list(range(i, min(i + size, num_rows))) for i in range(0, num_rows, size)]
     total_tokens = rollout["response_mask"].sum().clamp(min=1)
 
     def micro_batch(chunk):

@@ -57,7 +57,8 @@ def write_report(output_dir, configs, started):
     lines = ["# Toy-scale reproduction: results", "",
              f"Command: `python reproduce.py --output-dir {output_dir}`; this invocation took "
              f"{(time.time() - started) / 60:.0f} min on a {os.cpu_count()}-core CPU machine (finished runs are "
-             "reused, not redone). Each run: the demo defaults (60 steps of 8 questions x 8 samples, lr 3e-5). Held-out synthetic test set (300 items per level), greedy decoding. "
+             "reused, not redone). Each run: the demo defaults (60 steps of 8 questions x 8 samples, lr 3e-5). "
+             "Held-out synthetic test set (300 items per level), greedy decoding. "
              "Mean ± standard deviation over seeds.", "",
              "| run | seeds | level | accuracy (%) | mean tokens | well-formed (%) |", "|---|---|---|---|---|---|"]
     for config, (seeds, table) in configs.items():

@@ -74,7 +74,8 @@ def test_training_on_bad_data_exits_2_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         fast_grpo.main(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", path, "--output-dir", str(tmp_path / "run")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == f"error: {path}:2: malformed JSON (Expecting property name enclosed in double quotes)"
+    expected = f"error: {path}:2: malformed JSON (Expecting property name enclosed in double quotes)"
+    assert capsys.readouterr().err.strip() == expected
 
 
 def test_batch_order_is_a_seeded_permutation_per_epoch():

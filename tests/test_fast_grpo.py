@@ -12,7 +12,8 @@ def test_group_advantages_by_hand():
     # group [1, 0, 0, 1]: mean 0.5, unbiased std sqrt(4 * 0.25 / 3) = 0.57735
     advantages = group_advantages([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
     expected = 0.5 / (np.sqrt(1 / 3) + 1e-6)
-    assert torch.allclose(advantages[0], torch.tensor([expected, -expected, -expected, expected], dtype=torch.float32), atol=1e-6)
+    by_hand = torch.tensor([expected, -expected, -expected, expected], dtype=torch.float32)
+    assert torch.allclose(advantages[0], by_hand, atol=1e-6)
     assert torch.equal(advantages[1], torch.zeros(4))  # an all-equal group: exactly 0, not NaN
 
 
