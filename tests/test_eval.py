@@ -66,3 +66,39 @@ def test_compare_prints_one_table_and_writes_both_plots(tmp_path, capsys):
     assert "| fast | 82.0 | 50.0 | 82.0 | 25.0 | 41.0 | 100.0 |" in out
     for png in ("accuracy_vs_tokens.png", "tokens_per_level.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_accuracy_of_a_stub_response_list_matches_a_hand_count(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    import vlm
+    from conftest import write_dataset
+
+    path = write_dataset(tmp_path, num_examples=6)  # answers "1" .. "6", no level field
+    responses = ["<think>x</think><answer>1</answer>",  # right
+                 "<think>x</think><answer>3</answer>",  # wrong (answer 2)
+                 "<answer>3</answer>",                  # right answer, but malformed
+                 "<think></think><answer>(4)</answer>",  # wrong: "(4)" is neither a number nor a choice letter
+                 "no tags at all",                      # wrong
+                 "<think>y</think><answer>6.0</answer>"]  # right: 6.0 == 6
+
+    def stub_sample(model, processor, inputs, *args, **kwargs):
+        rows = inputs["input_ids"].shape[0]
+        start = stub_sample.calls
+        stub_sample.calls += rows
+        texts = responses[start:start + rows]
+        mask = torch.ones(rows, 4, dtype=torch.bool)
+        return dict(texts=texts, response_mask=mask, truncated=torch.zeros(rows, dtype=torch.bool),
+                    completion_ids=torch.zeros(rows, 4, dtype=torch.long))
+
+    stub_sample.calls = 0
+    monkeypatch.setattr(vlm, "sample", stub_sample)
+    output = tmp_path / "results.json"
+    evaluation.main(["--model", tiny_model_dir, "--data", path, "--batch-size", "4", "--output", str(output)])
+    summary = json.load(open(output))["results"]["data"]["all"]
+    correct_by_hand = [True, False, True, False, False, True]
+    well_formed_by_hand = [True, True, False, True, False, True]
+    assert summary["count"] == 6
+    assert summary["accuracy"] == pytest.approx(sum(correct_by_hand) / 6)
+    assert summary["well_formed"] == pytest.approx(sum(well_formed_by_hand) / 6)
+    assert summary["tokens_mean"] == 4.0
