@@ -97,6 +97,22 @@ def markdown_table(results, title="model"):
     return "\n".join(lines)
 
 
+def before_and_after(reference, policy, processor, method, max_new_tokens, output_dir):
+    """The demo's verdict, printed at the end of training on --data synthetic: greedy accuracy and response length
+    per level on the held-out set, for the starting model (the reference) and the trained policy."""
+    test_set = data.load_examples("synthetic", split="test")
+    results = {name: evaluate(model, processor, test_set, method=method, max_new_tokens=max_new_tokens,
+                              batch_size=64)["data"] for name, model in (("before", reference), ("after", policy))}
+    with open(os.path.join(output_dir, "before_after.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print("\nheld-out synthetic test set, greedy:")
+    print("| level | accuracy before | accuracy after | tokens before | tokens after | n |\n|---|---|---|---|---|---|")
+    for level, before in results["before"].items():
+        after = results["after"][level]
+        print(f"| {level} | {100 * before['accuracy']:.1f} | {100 * after['accuracy']:.1f} | "
+              f"{before['tokens_mean']:.1f} | {after['tokens_mean']:.1f} | {before['count']} |")
+
+
 def load_runs(paths):
     """Result JSON files -> {run name: {group: summary}} (a file's first benchmark; name = its 'name' or stem)."""
     runs = {}

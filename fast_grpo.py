@@ -558,27 +558,10 @@ def train(args):
             tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
             return policy
     if args.data == "synthetic" and args.compare_at_end:
-        compare_on_test_set(reference, policy, processor, args)
+        import eval as evaluation  # eval.py imports this module: import it late
+
+        evaluation.before_and_after(reference, policy, processor, args.method, args.max_new_tokens, args.output_dir)
     return policy
-
-
-def compare_on_test_set(reference, policy, processor, args):
-    """The demo's verdict: greedy accuracy and response length per level on the held-out synthetic set,
-    for the starting model (the reference) and the trained policy. Written to before_after.json too."""
-    import eval as evaluation  # eval.py imports this module: import it late
-
-    test_set = data.load_examples("synthetic", split="test")
-    results = {name: evaluation.evaluate(model, processor, test_set, method=args.method,
-                                         max_new_tokens=args.max_new_tokens, batch_size=64)["data"]
-               for name, model in (("before", reference), ("after", policy))}
-    with open(os.path.join(args.output_dir, "before_after.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print("\nheld-out synthetic test set, greedy:")
-    print("| level | accuracy before | accuracy after | tokens before | tokens after | n |\n|---|---|---|---|---|---|")
-    for level, before in results["before"].items():
-        after = results["after"][level]
-        print(f"| {level} | {100 * before['accuracy']:.1f} | {100 * after['accuracy']:.1f} | "
-              f"{before['tokens_mean']:.1f} | {after['tokens_mean']:.1f} | {before['count']} |")
 
 
 def main(argv=None):
