@@ -190,7 +190,7 @@ def k3_kl(logp, ref_logp):
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
               aggregation="seq"):
-    """Minus the GRPO objective (§1; paper Eq. 1 with Eq. 5's per-question beta).
+    """Minus the GRPO objective of paper-notes §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
 
     Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp).
     Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
