@@ -6,7 +6,8 @@ Everything here is plain numpy/PIL and works on one batch of questions at a time
 - intrinsic difficulty: image complexity H_img = GLCM entropy (+ classifier entropy), paper Eq. 2;
 - combined difficulty S_d = S_ext * rank(H_img) and the "hard" threshold (80th percentile);
 - the difficulty-aware KL coefficient, paper Eq. 5;
-- the Slow-to-Fast group filter (curriculum, paper-notes section 5 / Algorithm 1).
+- the curriculum filters: binary Slow-to-Fast (paper-notes section 5 / Algorithm 1) and the continuous
+  variant of the paper's appendix I.
 
 All entropies are in bits (log base 2), so a uniform two-class classifier adds exactly 1.
 """
@@ -199,21 +200,45 @@ def kl_coefficients(pass_rate, beta_min=0.001, beta_max=0.03) -> np.ndarray:
     return beta_min + (beta_max - beta_min) * p
 
 
-def slow_to_fast_keep(pass_rate, progress) -> np.ndarray:
-    """Mask of groups kept for the update under the Slow-to-Fast curriculum.
+CONTINUOUS_MAX_EASY = 0.4  # appendix I: p_easy(t) = 0.4 t / T
 
-    Always drop pass in {0, 1} (zero reward variance). Slow half (progress < 0.5): also drop easy groups,
-    pass >= 0.75, so the model trains on questions that still need thought. Fast half (progress >= 0.5):
-    instead drop hard groups, pass <= 0.25, to consolidate short answers on solvable questions.
-    Filter first; compute theta and L_avg over the kept groups (Algorithm 1).
+
+def mixed_outcomes(pass_rate) -> np.ndarray:
+    """Groups with 0 < pass < 1. The released code keeps only these, online, in every phase (`--drop-pass-0-1`);
+    the paper drops pass 0 and 1 only offline, when it builds its training set."""
+    p = _pass_vector(pass_rate)
+    return (p > TOL) & (p < 1 - TOL)
+
+
+def slow_to_fast_keep(pass_rate, progress) -> np.ndarray:
+    """Mask of groups kept for the update under the paper's binary Slow-to-Fast curriculum (section 5).
+
+    Slow half (progress < 0.5): drop easy groups, pass >= 0.75, so training uses questions that need thought.
+    Fast half (progress >= 0.5): instead drop hard groups, pass <= 0.25; easy groups come back to practise
+    concise answers. That is the paper's whole online rule: a group every rollout solves (pass 1) is kept in
+    the fast half, where its lengths still differ and the thinking reward teaches brevity; a group no rollout
+    solves (pass 0) is kept in the slow half. Filter first; compute theta and L_avg over the kept groups
+    (Algorithm 1).
     """
-    # Curriculum: paper-notes section 5 / Algorithm 1 (the paper's order, not the released code's).
+    # Curriculum: paper-notes section 5 / Algorithm 1 (the paper's order and rule, not the released code's).
     if not 0 <= progress <= 1:  # also rejects NaN
         raise ValueError(f"progress must lie in [0, 1], got {progress}")
     p = _pass_vector(pass_rate)
-    keep = (p > TOL) & (p < 1 - TOL)
-    if progress < 0.5:
-        keep &= p < 0.75 - TOL
-    else:
-        keep &= p > 0.25 + TOL
-    return keep
+    return p < 0.75 - TOL if progress < 0.5 else p > 0.25 + TOL
+
+
+def continuous_keep(pass_rate, progress, uniform) -> np.ndarray:
+    """Mask of groups kept under the paper's continuous curriculum (appendix I): an easy group (pass >= 0.75)
+    is admitted with probability p_easy(t) = 0.4 t / T, every other group always.
+
+    `uniform` holds one number drawn uniformly from [0, 1) per group (the caller owns the random state, so
+    this stays a pure function): an easy group is kept iff its number is below p_easy.
+    """
+    if not 0 <= progress <= 1:
+        raise ValueError(f"progress must lie in [0, 1], got {progress}")
+    p = _pass_vector(pass_rate)
+    u = _vector(uniform, "uniform")
+    if u.shape != p.shape:
+        raise ValueError(f"uniform must hold one number per group: {u.shape} vs {p.shape}")
+    # Appendix I: easy questions are admitted with a probability that grows with training progress.
+    return (p < 0.75 - TOL) | (u < CONTINUOUS_MAX_EASY * progress)

@@ -97,20 +97,117 @@ def markdown_table(results, title="model"):
     return "\n".join(lines)
 
 
-def before_and_after(reference, policy, processor, method, max_new_tokens, output_dir):
-    """The demo's verdict, printed at the end of training on --data synthetic: greedy accuracy and response length
-    per level on the held-out set, for the starting model (the reference) and the trained policy."""
+# The demo's verdict (the default run ends with it): greedy decoding of every held-out item, and K samples at
+# T = 1 of the first SAMPLED_PER_LEVEL items of each level, the distribution RL actually changes. The same
+# settings for every method, so runs compare.
+DEMO_EVAL = dict(num_samples=4, temperature=1.0, sampled_per_level=150, batch_size=64, seed=0)
+
+
+def demo_evaluation(model, processor, method, max_new_tokens):
+    """{"greedy": {level: summary}, "sampled": {level: summary}} on the held-out synthetic test set."""
     test_set = data.load_examples("synthetic", split="test")
-    results = {name: evaluate(model, processor, test_set, method=method, max_new_tokens=max_new_tokens,
-                              batch_size=64)["data"] for name, model in (("before", reference), ("after", policy))}
+    counts, subset = {}, []
+    for example in test_set:
+        counts[example["level"]] = counts.get(example["level"], 0) + 1
+        if counts[example["level"]] <= DEMO_EVAL["sampled_per_level"]:
+            subset.append(example)
+    torch.manual_seed(DEMO_EVAL["seed"])
+    common = dict(method=method, max_new_tokens=max_new_tokens, batch_size=DEMO_EVAL["batch_size"])
+    greedy = evaluate(model, processor, test_set, **common)["data"]
+    sampled = evaluate(model, processor, subset, num_samples=DEMO_EVAL["num_samples"],
+                       temperature=DEMO_EVAL["temperature"], **common)["data"]
+    return dict(greedy=greedy, sampled=sampled)
+
+
+def cache_key(model_dir, method, max_new_tokens):
+    """A hash of the model's files and every evaluation setting: a cached result is reused only if none changed."""
+    import hashlib
+
+    import synthetic
+
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(model_dir)):
+        if not name.startswith(START_CACHE) and os.path.isfile(os.path.join(model_dir, name)):
+            digest.update(name.encode())
+            with open(os.path.join(model_dir, name), "rb") as f:
+                digest.update(hashlib.sha256(f.read()).digest())
+    settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, prompt=fast_grpo.PROMPTS,
+                    test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]])
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+START_CACHE = "start_eval"  # <model folder>/start_eval-<method>.json
+
+
+def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
+    """`demo_evaluation` of the starting model, cached in its folder (recomputed when the key differs)."""
+    key = cache_key(model_dir, method, max_new_tokens) if os.path.isdir(model_dir) else None
+    path = os.path.join(model_dir, f"{START_CACHE}-{method}.json") if key else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            cached = json.load(f)
+        if cached.get("key") == key:
+            print(f"starting model: evaluation reused from {path} (same model files and settings)")
+            return cached["results"]
+    results = demo_evaluation(reference, processor, method, max_new_tokens)
+    if path and os.access(model_dir, os.W_OK):
+        with open(path + ".tmp", "w") as f:
+            json.dump(dict(key=key, method=method, results=results), f, indent=1)
+        os.replace(path + ".tmp", path)  # runs side by side may write it at once: never a half-written file
+    return results
+
+
+def plot_tokens_per_level(metrics_path, plot_path):
+    """PNG of the mean response tokens per level over training steps (metrics.jsonl's `tokens_by_level`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_path) as f:
+        metrics = [json.loads(line) for line in f if line.strip()]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    levels = sorted({level for m in metrics for level in (m.get("tokens_by_level") or {})}, key=level_order)
+    for level in levels:
+        points = [(m["step"], m["tokens_by_level"][level]) for m in metrics if level in (m.get("tokens_by_level") or {})]
+        axes.plot(*zip(*points), label=level, lw=1.2)
+    axes.set(xlabel="training step", ylabel="mean response tokens (training samples, T = 1)",
+             title="Response length per level during training")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(plot_path, dpi=120)
+    plt.close(figure)
+    return plot_path
+
+
+def before_and_after(reference, policy, processor, model_dir, method, max_new_tokens, output_dir):
+    """The end of a run on --data synthetic: `demo_evaluation` of the starting and the trained model, written to
+    before_after.json, a plot of tokens per level over training, and the table, printed last."""
+    results = dict(start=start_evaluation(reference, processor, model_dir, method, max_new_tokens),
+                   final=demo_evaluation(policy, processor, method, max_new_tokens))
     with open(os.path.join(output_dir, "before_after.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print("\nheld-out synthetic test set, greedy:")
-    print("| level | accuracy before | accuracy after | tokens before | tokens after | n |\n|---|---|---|---|---|---|")
-    for level, before in results["before"].items():
-        after = results["after"][level]
-        print(f"| {level} | {100 * before['accuracy']:.1f} | {100 * after['accuracy']:.1f} | "
-              f"{before['tokens_mean']:.1f} | {after['tokens_mean']:.1f} | {before['count']} |")
+    plot = plot_tokens_per_level(os.path.join(output_dir, "metrics.jsonl"),
+                                 os.path.join(output_dir, "tokens_per_level.png"))
+    print(before_after_table(results))
+    print(f"wrote {os.path.join(output_dir, 'before_after.json')} and {plot}")
+    return results
+
+
+def before_after_table(results):
+    """Markdown: accuracy and mean tokens per level, start -> final, greedy and sampled."""
+    k, n = DEMO_EVAL["num_samples"], DEMO_EVAL["sampled_per_level"]
+    lines = ["", f"held-out synthetic test set: greedy on every item; sampled = {k} samples at T = 1 of the first "
+             f"{n} items per level", "| decoding | level | accuracy start -> final | tokens start -> final | n |",
+             "|---|---|---|---|---|"]
+    for decoding in ("greedy", "sampled"):
+        for level, start in results["start"][decoding].items():
+            final = results["final"][decoding][level]
+            lines.append(f"| {decoding} | {level} | {100 * start['accuracy']:.1f} -> {100 * final['accuracy']:.1f} | "
+                         f"{start['tokens_mean']:.1f} -> {final['tokens_mean']:.1f} | {final['count']} |")
+    return "\n".join(lines)
 
 
 def load_runs(paths):

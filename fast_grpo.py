@@ -71,14 +71,22 @@ class Args:
     # FAST components; None = the preset's value
     length_reward: bool = arg(None, "add the adaptive thinking reward, Eq. 4", boolean=True)
     dynamic_kl: bool = arg(None, "difficulty-aware KL coefficient, Eq. 5 (off: constant --kl-coef)", boolean=True)
-    slow_to_fast: bool = arg(None, "Slow-to-Fast curriculum filtering of groups (§5)", boolean=True)
+    curriculum: str = arg(None, "which groups the update uses (§5): slow-to-fast = the paper's binary schedule (first "
+                          "half drops pass >= 0.75, second half pass <= 0.25), continuous = appendix I (a group with "
+                          "pass >= 0.75 is kept with probability 0.4 t/T), none = every group",
+                          choices=["slow-to-fast", "continuous", "none"])
+    slow_to_fast: bool = arg(None, "old spelling: --slow-to-fast = --curriculum slow-to-fast, --no-slow-to-fast = "
+                             "--curriculum none", boolean=True)
+    drop_pass_0_1: bool = arg(False, "also drop groups that every or no rollout solves, in every phase (the released "
+                              "code's online filter; the paper does this only offline)", boolean=True)
     kl_coef: float = arg(None, "constant KL coefficient when --no-dynamic-kl")
     beta_min: float = arg(0.001, "Eq. 5: KL coefficient of a question no rollout solves")
     beta_max: float = arg(0.03, "Eq. 5: KL coefficient of a question every rollout solves")
     hard_percentile: float = arg(80.0, "questions with S_d at or above this percentile of the batch are hard")
     aggregation: str = arg("seq", "loss average: seq = per response then mean (paper), token = over all tokens "
                            "(released code, DAPO)", choices=["seq", "token"])
-    length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code)",
+    length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code: characters after "
+                           "removing whitespace around <, > and /)",
                            choices=["tokens", "chars"])
     # machinery
     seed: int = arg(0, "seed of data order, sampling and initialisation")
@@ -89,7 +97,8 @@ class Args:
     freeze_vision: bool = arg(False, "train only the language model, not the vision tower", boolean=True)
     save_every: int = arg(50, "write checkpoint-<step>/ every this many steps (and at the end)")
     resume: str = arg(None, "continue from this checkpoint folder, or 'auto' for the newest in --output-dir")
-    log_every: int = arg(1, "print a metrics line every this many steps (0: never)")
+    log_every: int = arg(10, "print a compact metrics line every this many steps (0: never); metrics.jsonl has "
+                         "every step")
     compare_at_end: bool = arg(True, "with --data synthetic: evaluate the held-out set before and after training",
                                boolean=True)
 
@@ -107,21 +116,22 @@ PROMPTS = {
 }
 METHODS = {
     "fast": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
-                 length_reward=True, dynamic_kl=True, slow_to_fast=True),
+                 length_reward=True, dynamic_kl=True, curriculum="slow-to-fast"),
     "grpo": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
-                 length_reward=False, dynamic_kl=False, slow_to_fast=False),
+                 length_reward=False, dynamic_kl=False, curriculum="none"),
     "thinking": dict(prompt="thinking", format_style="think", format_weight=1.0, kl_coef=0.04,
-                     length_reward=False, dynamic_kl=False, slow_to_fast=False),
+                     length_reward=False, dynamic_kl=False, curriculum="none"),
     "no-thinking": dict(prompt="no-thinking", format_style=None, format_weight=0.0, kl_coef=0.04,
-                        length_reward=False, dynamic_kl=False, slow_to_fast=False),
+                        length_reward=False, dynamic_kl=False, curriculum="none"),
     "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
-                               kl_coef=0.04, length_reward=False, dynamic_kl=False, slow_to_fast=False),
+                               kl_coef=0.04, length_reward=False, dynamic_kl=False, curriculum="none"),
 }
 
 
 # The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
-DEMO_DEFAULTS = dict(lr=3e-5, batch_size=8, group_size=8, max_steps=60, max_new_tokens=256, micro_batch_size=64)
+DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
+                     curriculum="none")
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
                       max_pixels=1280 * 28 * 28)
 
@@ -137,9 +147,15 @@ def parse_args(argv=None):
         else:
             parser.add_argument(flag, type=f.type, default=f.default, choices=meta.get("choices"), help=meta["help"])
     args = Args(**vars(parser.parse_args(argv)))
+    if args.slow_to_fast is not None:
+        old_spelling = "slow-to-fast" if args.slow_to_fast else "none"
+        if args.curriculum not in (None, old_spelling):
+            parser.error(f"--curriculum {args.curriculum} contradicts --{'' if args.slow_to_fast else 'no-'}slow-to-fast")
+        args.curriculum = old_spelling
     args.model = args.model or DEMO_MODEL
     is_demo = os.path.abspath(args.model) == DEMO_MODEL
-    for key, value in [*METHODS[args.method].items(), *(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items()]:
+    # user flags first, then the model's defaults (the demo's curriculum included), then the method preset
+    for key, value in [*(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items(), *METHODS[args.method].items()]:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     check_args(args, parser)
@@ -236,10 +252,14 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, args):
     """
     num_questions, group_size = correct.shape
     pass_rate = difficulty.pass_rates(correct)
-    if args.slow_to_fast:  # §5
+    if args.curriculum == "slow-to-fast":  # §5
         keep = difficulty.slow_to_fast_keep(pass_rate, progress)
+    elif args.curriculum == "continuous":  # §5, the paper's appendix I
+        keep = difficulty.continuous_keep(pass_rate, progress, np.random.random(num_questions))
     else:
         keep = np.ones(num_questions, dtype=bool)
+    if args.drop_pass_0_1:  # the released code's online rule
+        keep &= difficulty.mixed_outcomes(pass_rate)
     hard = np.zeros(num_questions, dtype=bool)
     reward = correct + METHODS[args.method]["format_weight"] * fmt
     if keep.any():
@@ -414,23 +434,41 @@ def catch_stop_signals():
     return received
 
 
-def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, started):
-    """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag."""
+def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, started, levels):
+    """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
+    tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
     keep, hard = shaped["keep"], shaped["hard"]
     group_size = correct.shape[1]
     hard_rows = np.repeat(hard, group_size).reshape(correct.shape)
     easy_rows = np.repeat(keep & ~hard, group_size).reshape(correct.shape)
+    by_level = {level: float(token_lengths[[i for i, l in enumerate(levels) if l == level]].mean())
+                for level in dict.fromkeys(levels) if level is not None}
     return dict(
         step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
         format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
         tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
         tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
+        tokens_by_level=by_level or None,
         fraction_hard=float(hard[keep].mean()) if keep.any() else 0.0,
         fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
         kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
         update_skipped=None if keep.any() else "every group filtered out", **stats,
         seconds=round(time.time() - started, 3),
     )
+
+
+def live_view(metrics):
+    """The progress bar's text: reward, T = 1 accuracy, and mean tokens of kept easy and hard questions."""
+    tokens = lambda key: "-" if metrics[key] is None else f"{metrics[key]:.0f}"  # noqa: E731
+    return (f"reward {metrics['reward_mean']:.2f} acc {metrics['accuracy']:.2f} "
+            f"tokens easy {tokens('tokens_easy')} hard {tokens('tokens_hard')}")
+
+
+def compact_line(metrics):
+    """Every --log-every steps: one short line with what a reader watches (all of it is in metrics.jsonl)."""
+    levels = " ".join(f"{level} {value:.0f}" for level, value in (metrics["tokens_by_level"] or {}).items())
+    return (f"step {metrics['step']}: {live_view(metrics)}; tokens by level: {levels or '-'}; "
+            f"kept {metrics['fraction_kept']:.2f} kl {metrics['kl'] or 0:.4f} {metrics['seconds']:.1f}s")
 
 
 def write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, group_size):
@@ -516,7 +554,8 @@ def train(args):
         answers = [batch[i]["answer"] for i in group_rows]
         correct, fmt = score_responses(rollout["texts"], answers, args.method)
         token_lengths = rollout["response_mask"].sum(1).numpy()
-        lengths = token_lengths if args.length_unit == "tokens" else np.array([len(t) for t in rollout["texts"]])
+        lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
+                                                                                for t in rollout["texts"]])
         grid = (len(batch), args.group_size)
         correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
@@ -540,12 +579,12 @@ def train(args):
                                       advantages, kl_coef, args, suppress_ids)
 
         # --- log, save, and stop if asked to or if the numbers went bad
-        metrics = step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats, started)
+        metrics = step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats, started,
+                               [example.get("level") for example in batch])
         write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
-        bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.3f}",
-                        len=f"{metrics['tokens_mean']:.1f}")
+        bar.set_postfix_str(live_view(metrics))
         if args.log_every and (step + 1) % args.log_every == 0:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+            tqdm.write(compact_line(metrics))
         if keep.any():  # a step with nothing to update neither breaks nor extends a run of bad updates
             bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
         stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
@@ -560,7 +599,8 @@ def train(args):
     if args.data == "synthetic" and args.compare_at_end:
         import eval as evaluation  # eval.py imports this module: import it late
 
-        evaluation.before_and_after(reference, policy, processor, args.method, args.max_new_tokens, args.output_dir)
+        evaluation.before_and_after(reference, policy, processor, args.model, args.method, args.max_new_tokens,
+                                    args.output_dir)
     return policy
 
 

@@ -11,7 +11,9 @@ preset of fast_grpo.py appears in the mix, so every method starts from a model t
 """
 
 import argparse
+import os
 import random
+import shutil
 import time
 
 import numpy as np
@@ -114,6 +116,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine decay)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, data and order")
+    parser.add_argument("--init", metavar="FOLDER", help="continue training this model instead of a new random one")
+    parser.add_argument("--num-items", type=int, default=20000, help="distinct training images drawn")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the shipped model was trained on cuda)")
     parser.add_argument("--evaluate", metavar="FOLDER", help="only evaluate the model in FOLDER (no training)")
     parser.add_argument("--probe", metavar="FOLDER", nargs="+", help="only print P(answer-only form) per level")
     args = parser.parse_args()
@@ -127,12 +132,20 @@ def main():
     started = time.time()
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
-    folder = tiny_model.build_tiny_model(args.output_dir, seed=args.seed, corpus=tokenizer_corpus(), vocab_size=800,
-                                         hidden_size=128, num_layers=4, num_heads=4, vision_embed_dim=64,
-                                         vision_depth=2)
-    processor, model = vlm.load_processor(folder), vlm.load_model(folder)
+    if args.init:
+        folder = args.output_dir
+        if os.path.abspath(args.init) != os.path.abspath(folder):
+            shutil.copytree(args.init, folder, dirs_exist_ok=True)
+        for name in os.listdir(folder):  # cached evaluations describe the old weights
+            if name.startswith("start_eval"):
+                os.remove(os.path.join(folder, name))
+    else:
+        folder = tiny_model.build_tiny_model(args.output_dir, seed=args.seed, corpus=tokenizer_corpus(), vocab_size=800,
+                                             hidden_size=128, num_layers=4, num_heads=4, vision_embed_dim=64,
+                                             vision_depth=2)
+    processor, model = vlm.load_processor(folder), vlm.load_model(folder, device=args.device)
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    items = synthetic.split("train", 20000)
+    items = synthetic.split("train", args.num_items)
     presets, weights = zip(*PRESET_SHARES.items())
     prompts = {p: vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS[fast_grpo.METHODS[p]["prompt"]])
                for p in presets}

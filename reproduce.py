@@ -1,13 +1,14 @@
 """A toy-scale reproduction of the paper's comparison, on the offline demo task.
 
 From the shipped demo model, train grpo, fast, thinking, no-thinking and think-after-answer with 3 seeds each,
-and the three FAST ablations (no length reward, no difficulty-aware KL, no Slow-to-Fast) with 1 seed, all with
-the same step budget; evaluate each, and the starting model, on the held-out synthetic test set (greedy); write
-results/<run>.json, results/RESULTS.md (mean and spread over seeds, per level) and the plots.
+and the FAST ablations (no length reward, no difficulty-aware KL, and the curricula other than the demo's)
+with 2 seeds each, all with the demo's defaults; each run ends with the demo's evaluation (greedy and sampled,
+eval.demo_evaluation) of the starting and the trained model. Writes results/<run>.json, results/RESULTS.md
+(seed mean and spread, per level) and the plots.
 
     python reproduce.py                      # the whole study, one run at a time
     OMP_NUM_THREADS=1 python reproduce.py --shard 0/2 & OMP_NUM_THREADS=1 python reproduce.py --shard 1/2; wait
-    python reproduce.py --seeds 1 --steps 5  # a quick look
+    python reproduce.py --seeds 1 --ablation-seeds 1 --steps 5  # a quick look
 """
 
 import argparse
@@ -24,14 +25,17 @@ import eval as evaluation
 import fast_grpo
 
 METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
+OTHER_CURRICULA = [c for c in ("slow-to-fast", "continuous", "none") if c != fast_grpo.DEMO_DEFAULTS["curriculum"]]
 ABLATIONS = {"fast-no-length-reward": ["--no-length-reward"], "fast-no-dynamic-kl": ["--no-dynamic-kl"],
-             "fast-no-slow-to-fast": ["--no-slow-to-fast"]}
+             **{f"fast-curriculum-{c}": ["--curriculum", c] for c in OTHER_CURRICULA}}
 
 
-def planned_runs(num_seeds):
-    """(config name, run name, method, seed, extra flags) of every training run."""
-    runs = [(m, f"{m}-seed{s}", m, s, []) for m in METHODS for s in range(num_seeds)]
-    return runs + [(name, f"{name}-seed0", "fast", 0, flags) for name, flags in ABLATIONS.items()]
+def planned_runs(num_seeds, ablation_seeds):
+    """(config name, run name, method, seed, extra flags) of every training run, seeds interleaved so that a
+    partial study already holds one seed of everything."""
+    configs = [(m, m, []) for m in METHODS] + [(name, "fast", flags) for name, flags in ABLATIONS.items()]
+    return [(config, f"{config}-seed{seed}", method, seed, flags) for seed in range(max(num_seeds, ablation_seeds))
+            for config, method, flags in configs if seed < (num_seeds if config in METHODS else ablation_seeds)]
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,32 +46,34 @@ def python(script, *args):
     subprocess.run([sys.executable, os.path.join(HERE, script), *args], check=True)
 
 
-def mean_and_spread(results, config):
-    """Seed mean and standard deviation of each summary number, per level."""
-    table = {}
-    for group in results[0]:
-        table[group] = {key: (float(np.mean([r[group][key] for r in results])),
-                              float(np.std([r[group][key] for r in results])))
-                        for key in ("accuracy", "tokens_mean", "well_formed", "truncated")}
-    return dict(name=config, seeds=len(results), results={"data": {
-        g: {k: v[0] for k, v in row.items()} for g, row in table.items()}}), table  # seed means
+def mean_and_spread(results):
+    """{decoding: {level: {key: (seed mean, seed std)}}} of a config's before_after "final" results."""
+    return {decoding: {level: {key: (float(np.mean([r[decoding][level][key] for r in results])),
+                                     float(np.std([r[decoding][level][key] for r in results])))
+                               for key in ("accuracy", "tokens_mean", "well_formed")}
+                       for level in results[0][decoding]}
+            for decoding in ("greedy", "sampled")}
 
 
 def write_report(output_dir, configs, started):
+    steps = fast_grpo.DEMO_DEFAULTS
     lines = ["# Toy-scale reproduction: results", "",
-             f"Command: `python reproduce.py --output-dir {output_dir}`; this invocation took "
-             f"{(time.time() - started) / 60:.0f} min on a {os.cpu_count()}-core CPU machine (finished runs are "
-             "reused, not redone). Each run: the demo defaults (60 steps of 8 questions x 8 samples, lr 3e-5). "
-             "Held-out synthetic test set (300 items per level), greedy decoding. "
-             "Mean ± standard deviation over seeds.", "",
-             "| run | seeds | level | accuracy (%) | mean tokens | well-formed (%) |", "|---|---|---|---|---|---|"]
-    for config, (seeds, table) in configs.items():
-        for group, row in table.items():
-            acc, tok, fmt = row["accuracy"], row["tokens_mean"], row["well_formed"]
-            lines.append(f"| {config} | {seeds} | {group} | {100 * acc[0]:.1f} ± {100 * acc[1]:.1f} | "
-                         f"{tok[0]:.1f} ± {tok[1]:.1f} | {100 * fmt[0]:.1f} |")
-    lines += ["", "![accuracy against tokens](accuracy_vs_tokens.png)", "",
-              "![tokens per level](tokens_per_level.png)", ""]
+             f"Command: `python reproduce.py --output-dir {output_dir}`; the invocation that wrote this file took "
+             f"{(time.time() - started) / 60:.0f} min on a {os.cpu_count()}-core CPU machine (finished runs are reused, "
+             f"not redone). Each run: the demo defaults ({steps['max_steps']} steps of {steps['batch_size']} questions "
+             f"x {steps['group_size']} samples, lr {steps['lr']}, curriculum {steps['curriculum']} for fast). "
+             f"Held-out synthetic test set: greedy on all 300 items per level; sampled = "
+             f"{evaluation.DEMO_EVAL['num_samples']} samples at T = 1 of the first "
+             f"{evaluation.DEMO_EVAL['sampled_per_level']} items per level. Mean ± standard deviation over seeds.", ""]
+    for decoding in ("sampled", "greedy"):
+        lines += [f"## {decoding}", "", "| run | seeds | easy acc / tokens | medium acc / tokens | hard acc / tokens "
+                  "| all acc / tokens |", "|---|---|---|---|---|---|"]
+        for config, (seeds, table) in configs.items():
+            cells = [f"{100 * row['accuracy'][0]:.1f} ± {100 * row['accuracy'][1]:.1f} / "
+                     f"{row['tokens_mean'][0]:.1f} ± {row['tokens_mean'][1]:.1f}"
+                     for row in (table[decoding][level] for level in ("easy", "medium", "hard", "all"))]
+            lines.append(f"| {config} | {seeds} | " + " | ".join(cells) + " |")
+        lines += ["", f"![accuracy against tokens, {decoding}]({decoding}/accuracy_vs_tokens.png)", ""]
     with open(os.path.join(output_dir, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
 
@@ -75,7 +81,8 @@ def write_report(output_dir, configs, started):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="results", help="where run folders, JSONs, RESULTS.md and plots go")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per method (ablations get one)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per method")
+    parser.add_argument("--ablation-seeds", type=int, default=2, help="seeds per ablation")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's)")
     parser.add_argument("--shard", default="0/1", help="I/N: do only runs I, I+N, ... (run N of these at once, one "
                         "per core, with OMP_NUM_THREADS=1; the last to finish writes the report)")
@@ -84,45 +91,43 @@ def main():
     started = time.time()
     os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
     steps = ["--max-steps", str(args.steps)] if args.steps else []
+    runs = planned_runs(args.seeds, args.ablation_seeds)
 
-    # the starting model under each prompt a method uses: every method's "before"
-    start_jsons = {m: os.path.join(args.output_dir, "start.json" if m == "fast" else f"start-{m}.json")
-                   for m in ("fast", "thinking", "no-thinking", "think-after-answer")}
-    for method, start_json in start_jsons.items():
-        if shard == 0 and not os.path.exists(start_json):
-            python("eval.py", "--method", method, "--max-new-tokens", "256", "--batch-size", "64",
-                   "--name", f"start ({method} prompt)", "--output", start_json)
-    by_config = {}
-    for number, (config, run, method, seed, flags) in enumerate(planned_runs(args.seeds)):
+    by_config, starts = {}, {}
+    for number, (config, run, method, seed, flags) in enumerate(runs):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
         if number % num_shards == shard and not os.path.exists(result_json):  # finished runs are kept: resumable
             shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt starts over
-            python("fast_grpo.py", "--method", method, "--seed", str(seed), "--output-dir", run_dir,
-                   "--no-compare-at-end", "--log-every", "0", *steps, *flags)
-            final = os.path.join(run_dir, f"checkpoint-{args.steps or fast_grpo.DEMO_DEFAULTS['max_steps']}")
-            python("eval.py", "--model", final, "--method", method, "--max-new-tokens", "256",
-                   "--batch-size", "64", "--name", run, "--output", result_json)
+            python("fast_grpo.py", "--method", method, "--seed", str(seed), "--output-dir", run_dir, "--log-every", "0",
+                   "--save-every", "100000", *steps, *flags)
+            with open(os.path.join(run_dir, "before_after.json")) as f:
+                result = json.load(f)
+            with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+                metrics = [json.loads(line) for line in f]
+            with open(result_json, "w") as f:  # the start is the same for every run of a method: keep it too
+                json.dump(dict(name=run, method=method, flags=flags, seed=seed, **result,
+                               training_accuracy=[m["accuracy"] for m in metrics]), f, indent=1)
             print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
         if os.path.exists(result_json):
             with open(result_json) as f:
-                by_config.setdefault(config, []).append(json.load(f)["results"]["data"])
-    if sum(len(results) for results in by_config.values()) < len(planned_runs(args.seeds)):
-        print("other shards are still running; the last one to finish writes the report")
+                result = json.load(f)
+            by_config.setdefault(config, []).append(result["final"])
+            starts[result["method"]] = result["start"]
+    if sum(len(results) for results in by_config.values()) < len(runs):
+        print("other shards are still running (or runs failed); the last one to finish writes the report")
         return
 
-    configs, mean_files = {}, []
-    for method, start_json in start_jsons.items():
-        with open(start_json) as f:
-            configs[f"start ({method} prompt)"] = (1, mean_and_spread([json.load(f)["results"]["data"]], "start")[1])
-        mean_files.append(start_json)
-    for config, results in by_config.items():
-        mean_result, table = mean_and_spread(results, config)
-        configs[config] = (len(results), table)
-        path = os.path.join(args.output_dir, "runs", f"{config}-mean.json")
-        with open(path, "w") as f:
-            json.dump(mean_result, f, indent=2)
-        mean_files.append(path)
-    evaluation.compare(mean_files, args.output_dir)
+    configs = {f"start ({method} prompt)": (1, mean_and_spread([start])) for method, start in starts.items()}
+    configs.update({config: (len(results), mean_and_spread(results)) for config, results in by_config.items()})
+    for decoding in ("sampled", "greedy"):
+        mean_files = []
+        for config, (_, table) in configs.items():
+            path = os.path.join(args.output_dir, "runs", f"{config}-{decoding}-mean.json".replace(" ", "_"))
+            with open(path, "w") as f:
+                json.dump(dict(name=config, results={"data": {level: {k: v[0] for k, v in row.items()}
+                                                              for level, row in table[decoding].items()}}), f)
+            mean_files.append(path)
+        evaluation.compare(mean_files, os.path.join(args.output_dir, decoding))
     write_report(args.output_dir, configs, started)
     print(f"wrote {args.output_dir}/RESULTS.md after {(time.time() - started) / 60:.0f} min")
 

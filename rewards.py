@@ -171,6 +171,15 @@ def equality_reward(response: str, ground_truth: str) -> float:
     return float(response.strip() == str(ground_truth).strip())
 
 
+_SPACE_AROUND_TAG_CHARS = re.compile(r"\s*([<>/])\s*")
+
+
+def char_length(response: str) -> int:
+    """Length in characters as the released code measures it for the thinking reward (`--length-unit chars`):
+    whitespace around '<', '>' and '/' removed first, so "<think> 3 </think>" counts as "<think>3</think>"."""
+    return len(_SPACE_AROUND_TAG_CHARS.sub(r"\1", response))
+
+
 def thinking_reward(lengths, correct, hard) -> np.ndarray:
     """Eq. 4 (§3): adaptive thinking reward r_t, one value per response.
 

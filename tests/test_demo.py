@@ -1,10 +1,12 @@
 """The shipped demo model and the default run's code path (the full default run is a documented command)."""
 
 import json
+import shutil
 
 import torch
 from transformers import AutoModelForImageTextToText
 
+import eval
 import fast_grpo
 import synthetic
 import vlm
@@ -25,11 +27,23 @@ def test_shipped_model_reads_held_out_easy_items():
 
 def test_default_run_code_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(synthetic, "TEST_PER_LEVEL", 2)  # a 6-item held-out set keeps this quick
+    monkeypatch.setitem(eval.DEMO_EVAL, "sampled_per_level", 1)  # sampled: 4 samples of 1 item per level
+    demo_copy = tmp_path / "demo_model"  # the start model's evaluation is cached in its folder: not the shipped one
+    shutil.copytree(fast_grpo.DEMO_MODEL, demo_copy)
+    monkeypatch.setattr(fast_grpo, "DEMO_MODEL", str(demo_copy))
     torch.manual_seed(0)
-    fast_grpo.main(["--max-steps", "2", "--batch-size", "2", "--group-size", "4", "--output-dir", str(tmp_path)])
-    metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    output_dir = tmp_path / "run"
+    fast_grpo.main(["--max-steps", "2", "--batch-size", "2", "--group-size", "4", "--output-dir", str(output_dir)])
+    metrics = [json.loads(line) for line in open(output_dir / "metrics.jsonl")]
     assert [m["step"] for m in metrics] == [1, 2]
-    before_after = json.load(open(tmp_path / "before_after.json"))
-    assert set(before_after["before"]) == {"easy", "medium", "hard", "all"}
-    assert before_after["before"]["all"]["count"] == 6
-    assert "| easy |" in capsys.readouterr().out
+    assert set(metrics[0]["tokens_by_level"]) <= {"easy", "medium", "hard"}
+    before_after = json.load(open(output_dir / "before_after.json"))
+    for run in ("start", "final"):
+        assert set(before_after[run]["greedy"]) == {"easy", "medium", "hard", "all"}
+        assert before_after[run]["greedy"]["all"]["count"] == 6
+        assert before_after[run]["sampled"]["all"]["count"] == 3 * 4
+    assert (output_dir / "tokens_per_level.png").exists()
+    assert (demo_copy / "start_eval-fast.json").exists()
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("wrote ") and out[-1].endswith("tokens_per_level.png")  # the table comes last
+    assert out[-2].startswith("| sampled | all |")

@@ -17,6 +17,8 @@ from difficulty import (
     pass_rates,
     rank_normalise,
     slow_to_fast_keep,
+    continuous_keep,
+    mixed_outcomes,
 )
 
 
@@ -64,16 +66,21 @@ def test_kl_coefficients_eq5_values_and_direction():
 G8 = np.array([0, 1, 2, 4, 6, 7, 8]) / 8
 
 
-def test_curriculum_slow_half_drops_easy():
-    # 0 and 1 always dropped; slow half also drops 6/8 and 7/8 (>= 0.75)
+def test_curriculum_slow_half_drops_easy_and_keeps_unsolved():
+    # slow half drops pass >= 0.75 (6/8, 7/8 and 1); pass 0 stays: its wrong answers are paid for length
     keep = slow_to_fast_keep(G8, progress=0.2)
-    assert keep.tolist() == [False, True, True, True, False, False, False]
+    assert keep.tolist() == [True, True, True, True, False, False, False]
 
 
-def test_curriculum_fast_half_drops_hard():
-    # fast half drops 1/8 and 2/8 (<= 0.25) instead; 6/8 and 7/8 come back
+def test_curriculum_fast_half_drops_hard_and_keeps_solved():
+    # fast half drops pass <= 0.25 (0, 1/8, 2/8) instead; 6/8, 7/8 and pass 1 come back (brevity is learned there)
     keep = slow_to_fast_keep(G8, progress=0.8)
-    assert keep.tolist() == [False, False, False, True, True, True, False]
+    assert keep.tolist() == [False, False, False, True, True, True, True]
+
+
+def test_released_code_rule_drops_pass_0_and_1():
+    assert mixed_outcomes(G8).tolist() == [False, True, True, True, True, True, False]
+    assert (slow_to_fast_keep(G8, 0.8) & mixed_outcomes(G8)).tolist() == [False, False, False, True, True, True, False]
 
 
 def test_curriculum_switches_at_half():
@@ -83,7 +90,21 @@ def test_curriculum_switches_at_half():
     below_075, above_025 = np.nextafter(0.75, 0), np.nextafter(0.25, 1)
     assert slow_to_fast_keep([below_075, above_025], 0.2).tolist() == [False, True]
     assert slow_to_fast_keep([below_075, above_025], 0.8).tolist() == [True, False]
-    assert not slow_to_fast_keep([np.nextafter(1.0, 0), 1e-12], 0.5).any()
+    assert not mixed_outcomes([np.nextafter(1.0, 0), 1e-12]).any()
+
+
+def test_continuous_curriculum_admits_easy_groups_with_probability_04_t_over_T():
+    pass_rate = [0.0, 0.5, 0.75, 1.0, 0.875]
+    uniform = [0.99, 0.99, 0.1, 0.3, 0.5]
+    # at the start p_easy = 0: only groups with pass < 0.75 are kept, whatever their draw
+    assert continuous_keep(pass_rate, 0.0, uniform).tolist() == [True, True, False, False, False]
+    # halfway p_easy = 0.2: the easy group whose draw is 0.1 gets in
+    assert continuous_keep(pass_rate, 0.5, uniform).tolist() == [True, True, True, False, False]
+    # at the end p_easy = 0.4: 0.3 < 0.4 gets in, 0.5 does not
+    assert continuous_keep(pass_rate, 1.0, uniform).tolist() == [True, True, True, True, False]
+    # with many draws the admitted share of easy groups is p_easy
+    draws = np.random.default_rng(0).random(20000)
+    assert continuous_keep(np.ones(20000), 0.75, draws).mean() == pytest.approx(0.3, abs=0.01)
 
 
 # ---------------------------------------------------------------- ranks, S_d, threshold
@@ -253,6 +274,8 @@ def test_image_complexity_adds_classifier_entropy():
         lambda: slow_to_fast_keep([0.5], 1.5),
         lambda: slow_to_fast_keep([0.5], -0.1),
         lambda: slow_to_fast_keep([0.5], float("nan")),
+        lambda: continuous_keep([0.5], 1.5, [0.1]),
+        lambda: continuous_keep([0.5, 0.9], 0.5, [0.1]),
         lambda: combined_difficulty([0.5, 0.5], [1.0]),
         lambda: combined_difficulty([-0.1], [1.0]),
         lambda: rank_normalise([1.0, float("nan")]),

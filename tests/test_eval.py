@@ -102,3 +102,47 @@ def test_accuracy_of_a_stub_response_list_matches_a_hand_count(tiny_model_dir, t
     assert summary["accuracy"] == pytest.approx(sum(correct_by_hand) / 6)
     assert summary["well_formed"] == pytest.approx(sum(well_formed_by_hand) / 6)
     assert summary["tokens_mean"] == 4.0
+
+
+def test_start_evaluation_is_cached_by_model_files_and_settings(tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").write_bytes(b"weights v1")
+    (model_dir / "config.json").write_text("{}")
+    calls = []
+
+    def fake_demo_evaluation(model, processor, method, max_new_tokens):
+        calls.append((method, max_new_tokens))
+        return dict(greedy={"all": len(calls)}, sampled={"all": len(calls)})
+
+    monkeypatch.setattr(evaluation, "demo_evaluation", fake_demo_evaluation)
+    first = evaluation.start_evaluation(None, None, str(model_dir), "fast", 256)
+    assert evaluation.start_evaluation(None, None, str(model_dir), "fast", 256) == first  # reused
+    assert len(calls) == 1
+    evaluation.start_evaluation(None, None, str(model_dir), "fast", 128)  # another setting: recomputed
+    assert len(calls) == 2
+    (model_dir / "model.safetensors").write_bytes(b"weights v2")  # other weights: recomputed
+    assert evaluation.start_evaluation(None, None, str(model_dir), "fast", 128)["greedy"]["all"] == 3
+    evaluation.start_evaluation(None, None, str(model_dir), "grpo", 128)  # another method has its own file
+    assert evaluation.start_evaluation(None, None, str(model_dir), "fast", 128)["greedy"]["all"] == 3
+    assert len(calls) == 4
+    monkeypatch.setitem(evaluation.DEMO_EVAL, "num_samples", 8)  # another evaluation setting: recomputed
+    evaluation.start_evaluation(None, None, str(model_dir), "fast", 128)
+    assert len(calls) == 5
+
+
+def test_plot_tokens_per_level_reads_metrics(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(dict(step=s, tokens_by_level={"easy": 50 - s, "hard": 100 + s}))
+                                 for s in range(1, 4)) + "\n")
+    path = evaluation.plot_tokens_per_level(str(metrics), str(tmp_path / "plot.png"))
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_before_after_table_shows_both_decodings():
+    summary = lambda acc, tok: dict(accuracy=acc, tokens_mean=tok, count=10)  # noqa: E731
+    results = {run: {decoding: {"easy": summary(1.0, 50.0 if run == "start" else 12.0)}
+                     for decoding in ("greedy", "sampled")} for run in ("start", "final")}
+    table = evaluation.before_after_table(results)
+    assert "| greedy | easy | 100.0 -> 100.0 | 50.0 -> 12.0 | 10 |" in table
+    assert "| sampled | easy |" in table

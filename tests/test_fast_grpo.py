@@ -86,7 +86,7 @@ def test_gradient_is_reinforce_with_mu_1_and_no_kl(aggregation):
 
 
 def shaping_args(**overrides):
-    args = Args(method="fast", length_reward=True, dynamic_kl=True, slow_to_fast=True, kl_coef=0.01)
+    args = Args(method="fast", length_reward=True, dynamic_kl=True, curriculum="slow-to-fast", kl_coef=0.01)
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
@@ -99,7 +99,7 @@ def test_shape_rewards_filters_first_then_pays_thinking_reward():
     lengths = np.array([[10, 10, 10, 10], [10, 30, 20, 20], [20, 20, 40, 40], [5, 5, 5, 5]], dtype=float)
     complexity = np.array([1.0, 2.0, 3.0, 4.0])
     out = shape_rewards(correct, fmt, lengths, complexity, progress=0.1, args=shaping_args())
-    # slow half: drop pass 1 (q0) and easy pass >= 0.75 (q3)
+    # slow half: drop easy groups, pass >= 0.75 (q0 with pass 1, q3)
     assert out["keep"].tolist() == [False, True, True, False]
     # S_d over kept: q1 (1-0.5) * 0 = 0, q2 (1-0.25) * 1 = 0.75 -> only q2 is hard
     assert out["hard"].tolist() == [False, False, True, False]
@@ -112,10 +112,36 @@ def test_shape_rewards_filters_first_then_pays_thinking_reward():
     np.testing.assert_allclose(out["kl_coef"], 0.001 + 0.029 * np.array([1.0, 0.5, 0.25, 0.75]))
 
 
+def test_shape_rewards_fast_half_keeps_solved_groups_and_teaches_them_brevity():
+    # pass 1 (q0), 0.5 (q1), 0 (q2); fast half drops only q2 (pass <= 0.25)
+    correct = np.array([[1, 1], [1, 0], [0, 0]], dtype=float)
+    lengths = np.array([[10.0, 30.0], [20.0, 20.0], [5.0, 5.0]])
+    out = shape_rewards(correct, np.ones((3, 2)), lengths, np.array([1.0, 2.0, 3.0]), 0.7, shaping_args())
+    assert out["keep"].tolist() == [True, True, False]
+    # L_avg over the 4 kept responses = 20; q0 is easy (S_d = 0): 1 - 10/20 = 0.5 and 1 - 30/20 = -0.5
+    np.testing.assert_allclose(out["reward"][0], [1.5 + 0.25, 1.5 - 0.25])
+    # the released code's rule drops q0 too
+    released = shape_rewards(correct, np.ones((3, 2)), lengths, np.array([1.0, 2.0, 3.0]), 0.7,
+                             shaping_args(drop_pass_0_1=True))
+    assert released["keep"].tolist() == [False, True, False]
+
+
+def test_shape_rewards_continuous_curriculum_uses_the_seeded_numpy_state():
+    correct = np.array([[1, 1]] * 6 + [[1, 0]] * 2, dtype=float)  # six solved (easy) groups, two mixed
+    args = shaping_args(curriculum="continuous")
+    np.random.seed(3)
+    draws = np.random.random(8)
+    np.random.seed(3)
+    out = shape_rewards(correct, np.ones((8, 2)), np.ones((8, 2)), np.arange(8.0), 0.9, args)
+    # easy groups are kept iff their draw is below 0.4 * 0.9; the mixed ones always
+    assert out["keep"].tolist() == [bool(d < 0.36) for d in draws[:6]] + [True, True]
+    assert 0 < out["keep"][:6].sum() < 6  # seed 3 admits some, not all (checks the test itself)
+
+
 def test_shape_rewards_plain_grpo_keeps_everything_and_pays_no_length_reward():
     correct = np.array([[1, 0], [1, 1]], dtype=float)
     fmt = np.array([[1, 0], [1, 1]], dtype=float)
-    args = shaping_args(method="grpo", length_reward=False, dynamic_kl=False, slow_to_fast=False, kl_coef=0.02)
+    args = shaping_args(method="grpo", length_reward=False, dynamic_kl=False, curriculum="none", kl_coef=0.02)
     out = shape_rewards(correct, fmt, np.array([[3.0, 9.0], [1.0, 2.0]]), np.array([1.0, 2.0]), 0.9, args)
     assert out["keep"].all()
     np.testing.assert_allclose(out["reward"], [[1.5, 0.0], [1.5, 1.5]])  # r_acc + 0.5 r_fmt
@@ -125,9 +151,12 @@ def test_shape_rewards_plain_grpo_keeps_everything_and_pays_no_length_reward():
 def test_presets_fill_switches_and_flags_override_them(tmp_path):
     base = ["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"]
     fast = parse_args(base)
-    assert (fast.length_reward, fast.dynamic_kl, fast.slow_to_fast) == (True, True, True)
+    assert (fast.length_reward, fast.dynamic_kl, fast.curriculum) == (True, True, "slow-to-fast")
     grpo = parse_args(base + ["--method", "grpo"])
-    assert (grpo.length_reward, grpo.dynamic_kl, grpo.slow_to_fast, grpo.kl_coef) == (False, False, False, 0.01)
+    assert (grpo.length_reward, grpo.dynamic_kl, grpo.curriculum, grpo.kl_coef) == (False, False, "none", 0.01)
+    assert parse_args(base + ["--curriculum", "continuous"]).curriculum == "continuous"
+    assert parse_args(base + ["--no-slow-to-fast"]).curriculum == "none"  # the old spelling still works
+    assert parse_args(base + ["--method", "grpo", "--slow-to-fast"]).curriculum == "slow-to-fast"
     ablation = parse_args(base + ["--no-length-reward", "--aggregation", "token"])
     assert (ablation.length_reward, ablation.dynamic_kl, ablation.aggregation) == (False, True, "token")
     assert parse_args(base + ["--method", "thinking"]).kl_coef == 0.04
@@ -143,7 +172,8 @@ def test_the_demo_model_gets_demo_defaults_and_any_other_model_the_papers():
 
 
 @pytest.mark.parametrize("flags", [["--group-size", "1"], ["--beta-min", "0.5"], ["--hard-percentile", "120"],
-                                   ["--method", "nope"], ["--batch-size", "0"], ["--model", "./no/such/folder"]])
+                                   ["--method", "nope"], ["--batch-size", "0"], ["--model", "./no/such/folder"],
+                                   ["--curriculum", "continuous", "--no-slow-to-fast"], ["--curriculum", "binary"]])
 def test_bad_flags_exit_with_code_2(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"] + flags)

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+import rewards
 from rewards import (
     FORMAT_STYLES,
     accuracy_reward,
@@ -287,3 +288,11 @@ def test_linear_time(head, unit, tail):
     t_small, t_large = _min_time(_run_all, small), _min_time(_run_all, large)
     assert t_small < 0.5
     assert t_large < 10 * t_small + 0.02  # 4x the input, at most ~10x the time (quadratic: 16x)
+
+
+def test_char_length_drops_whitespace_around_tag_characters_like_the_released_code():
+    # "<think>", "3", "</think>" with spaces around "<", ">" and "/" removed: 7 + 1 + 8 = 16 characters
+    assert rewards.char_length("<think> 3 </think>") == 16
+    assert rewards.char_length("  <think>\n 1 + 2 = 3 \n</ think >") == len("<think>1 + 2 = 3</think>")
+    assert rewards.char_length("a b") == 3  # other whitespace counts
+    assert rewards.char_length("1 / 2") == 3
