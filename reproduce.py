@@ -9,6 +9,7 @@ eval.demo_evaluation) of the starting and the trained model. Writes results/<run
     python reproduce.py                      # the whole study, one run at a time
     OMP_NUM_THREADS=1 python reproduce.py --shard 0/2 & OMP_NUM_THREADS=1 python reproduce.py --shard 1/2; wait
     python reproduce.py --seeds 1 --ablation-seeds 1 --steps 5  # a quick look
+    python reproduce.py --shard 0/23 -- --device cuda --dtype float32   # flags after -- go to every run
 """
 
 import argparse
@@ -86,7 +87,10 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's)")
     parser.add_argument("--shard", default="0/1", help="I/N: do only runs I, I+N, ... (run N of these at once, one "
                         "per core, with OMP_NUM_THREADS=1; the last to finish writes the report)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs already done")
+    parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: extra fast_grpo.py flags for every run")
     args = parser.parse_args()
+    train_flags = [flag for flag in args.train_flags if flag != "--"]
     shard, num_shards = map(int, args.shard.split("/"))
     started = time.time()
     os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
@@ -96,10 +100,11 @@ def main():
     by_config, starts = {}, {}
     for number, (config, run, method, seed, flags) in enumerate(runs):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
-        if number % num_shards == shard and not os.path.exists(result_json):  # finished runs are kept: resumable
+        todo = number % num_shards == shard and not args.report_only
+        if todo and not os.path.exists(result_json):  # finished runs are kept: resumable
             shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt starts over
             python("fast_grpo.py", "--method", method, "--seed", str(seed), "--output-dir", run_dir, "--log-every", "0",
-                   "--save-every", "100000", *steps, *flags)
+                   "--save-every", "100000", *steps, *flags, *train_flags)
             with open(os.path.join(run_dir, "before_after.json")) as f:
                 result = json.load(f)
             with open(os.path.join(run_dir, "metrics.jsonl")) as f:
@@ -113,7 +118,7 @@ def main():
                 result = json.load(f)
             by_config.setdefault(config, []).append(result["final"])
             starts[result["method"]] = result["start"]
-    if sum(len(results) for results in by_config.values()) < len(runs):
+    if not args.report_only and sum(len(results) for results in by_config.values()) < len(runs):
         print("other shards are still running (or runs failed); the last one to finish writes the report")
         return
 

@@ -1,0 +1,69 @@
+"""reproduce.py's bookkeeping: the planned runs, seed means and spreads, the report, resuming. Training is faked."""
+
+import json
+import os
+import sys
+
+import pytest
+
+import reproduce
+
+
+def test_planned_runs_interleave_seeds_and_give_ablations_fewer():
+    runs = reproduce.planned_runs(num_seeds=3, ablation_seeds=2)
+    per_config = {}
+    for config, run, method, seed, flags in runs:
+        per_config.setdefault(config, []).append(seed)
+        assert run == f"{config}-seed{seed}"
+    assert all(per_config[m] == [0, 1, 2] for m in reproduce.METHODS)
+    assert all(per_config[a] == [0, 1] for a in reproduce.ABLATIONS)
+    # the first pass holds seed 0 of everything, so a partial study already covers every config
+    first = runs[:len(per_config)]
+    assert {r[0] for r in first} == set(per_config) and {r[3] for r in first} == {0}
+
+
+def fake_result(accuracy, tokens):
+    level = dict(accuracy=accuracy, tokens_mean=tokens, well_formed=1.0)
+    return {decoding: {g: dict(level) for g in ("easy", "medium", "hard", "all")} for decoding in ("greedy", "sampled")}
+
+
+def test_study_with_faked_training_writes_means_and_spreads(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_python(script, *args):  # what fast_grpo.py would leave in --output-dir
+        run_dir = args[args.index("--output-dir") + 1]
+        seed = int(args[args.index("--seed") + 1])
+        trained.append((args[args.index("--method") + 1], seed, args[-1]))
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "before_after.json"), "w") as f:
+            json.dump(dict(start=fake_result(0.5, 100.0), final=fake_result(0.6 + 0.1 * seed, 50.0 + 10 * seed)), f)
+        with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+            f.write(json.dumps(dict(step=1, accuracy=0.7)) + "\n")
+
+    monkeypatch.setattr(reproduce, "python", fake_python)
+    monkeypatch.setattr(reproduce.evaluation, "compare", lambda paths, plot_dir: None)
+    argv = ["reproduce.py", "--output-dir", str(tmp_path), "--seeds", "2", "--ablation-seeds", "1", "--",
+            "--device", "cpu"]
+    monkeypatch.setattr(sys, "argv", argv)
+    reproduce.main()
+    assert len(trained) == 2 * len(reproduce.METHODS) + len(reproduce.ABLATIONS)
+    assert all(flag == "cpu" for _, _, flag in trained)  # flags after -- reach every run
+    report = open(tmp_path / "RESULTS.md").read()
+    # seeds 0 and 1: accuracy 60 and 70 -> 65.0 ± 5.0; tokens 50 and 60 -> 55.0 ± 5.0
+    assert "| grpo | 2 | 65.0 ± 5.0 / 55.0 ± 5.0 |" in report
+    assert "| start (fast prompt) | 1 | 50.0 ± 0.0 / 100.0 ± 0.0 |" in report
+    # a second invocation trains nothing: finished runs are reused
+    trained.clear()
+    reproduce.main()
+    assert trained == []
+
+
+def test_report_only_reports_a_partial_study(tmp_path, monkeypatch):
+    os.makedirs(tmp_path / "runs")
+    with open(tmp_path / "fast-seed0.json", "w") as f:
+        json.dump(dict(name="fast-seed0", method="fast", start=fake_result(0.5, 90.0), final=fake_result(0.8, 40.0)), f)
+    monkeypatch.setattr(reproduce, "python", lambda *a: pytest.fail("--report-only must not train"))
+    monkeypatch.setattr(reproduce.evaluation, "compare", lambda paths, plot_dir: None)
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", "--output-dir", str(tmp_path), "--report-only"])
+    reproduce.main()
+    assert "| fast | 1 | 80.0 ± 0.0 / 40.0 ± 0.0 |" in open(tmp_path / "RESULTS.md").read()
