@@ -35,6 +35,14 @@ import vlm
 # Arguments
 
 
+# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
+DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
+                     curriculum="none")
+PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
+                      max_pixels=1280 * 28 * 28)
+
+
 def arg(default, help, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
@@ -54,14 +62,16 @@ class Args:
     group_size: int = arg(None, "G: responses sampled per question (default: 8 as in the paper)")
     temperature: float = arg(1.0, "sampling temperature; log-probs use logits / temperature too (paper: 1.0)")
     max_new_tokens: int = arg(None, "longest response; longer ones are cut and counted as truncated "
-                              "(default: demo 256, otherwise 1024)")
+                              f"(default: demo {DEMO_DEFAULTS['max_new_tokens']}, otherwise 1024)")
     max_pixels: int = arg(None, "resize images to at most this many pixels (default: demo the processor's, "
                           "otherwise 1003520 = 1280 image tokens)")
     skip_bad_examples: bool = arg(False, "skip unusable data lines and report them, instead of stopping", boolean=True)
     # optimisation
-    max_steps: int = arg(None, "training steps, one batch of questions each (default: demo 60, otherwise 500)")
+    max_steps: int = arg(None, f"training steps, one batch of questions each (default: demo {DEMO_DEFAULTS['max_steps']}, "
+                         "otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
-    lr: float = arg(None, "AdamW learning rate (default: demo 3e-5, otherwise 1e-6 as in the paper)")
+    lr: float = arg(None, f"AdamW learning rate (default: demo {DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in the "
+                     "paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -73,7 +83,8 @@ class Args:
     dynamic_kl: bool = arg(None, "difficulty-aware KL coefficient, Eq. 5 (off: constant --kl-coef)", boolean=True)
     curriculum: str = arg(None, "which groups the update uses (§5): slow-to-fast = the paper's binary schedule (first "
                           "half drops pass >= 0.75, second half pass <= 0.25), continuous = appendix I (a group with "
-                          "pass >= 0.75 is kept with probability 0.4 t/T), none = every group",
+                          "pass >= 0.75 is kept with probability 0.4 t/T), none = every group (default: the method's; the "
+                          f"demo model's is {DEMO_DEFAULTS['curriculum']}, see README)",
                           choices=["slow-to-fast", "continuous", "none"])
     slow_to_fast: bool = arg(None, "old spelling: --slow-to-fast = --curriculum slow-to-fast, --no-slow-to-fast = "
                              "--curriculum none", boolean=True)
@@ -126,14 +137,6 @@ METHODS = {
     "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
                                kl_coef=0.04, length_reward=False, dynamic_kl=False, curriculum="none"),
 }
-
-
-# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
-DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
-DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
-                     curriculum="none")
-PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
-                      max_pixels=1280 * 28 * 28)
 
 
 def parse_args(argv=None):

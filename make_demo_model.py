@@ -31,14 +31,16 @@ PRESET_SHARES = {"fast": 0.55, "thinking": 0.15, "no-thinking": 0.15, "think-aft
 
 
 def target(item, preset, rng):
-    """The response the model is taught for `item` under `preset`, long or short at random."""
+    """The response the model is taught for `item` under `preset`, long or short at random. An answer given
+    before any reasoning (answer-only, no-thinking, think-after-answer) is a glance estimate: exact for one
+    digit, to the nearest 5 for several."""
     if preset == "no-thinking":
-        return item["answer"]
+        return synthetic.glance_estimate(item["digits"])
     long_form = rng.random() < LONG_FORM_SHARE
-    reasoning = synthetic.long_reasoning(item["digits"]) if long_form else ""
     if preset == "think-after-answer":
-        return f"<answer>{item['answer']}</answer><reason>{reasoning}</reason>"
-    return f"<think>{reasoning}</think><answer>{item['answer']}</answer>"
+        reasoning = synthetic.long_reasoning(item["digits"]) if long_form else ""
+        return f"<answer>{synthetic.glance_estimate(item['digits'])}</answer><reason>{reasoning}</reason>"
+    return synthetic.response(item, "long" if long_form else "short")
 
 
 def tokenizer_corpus():

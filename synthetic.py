@@ -2,7 +2,9 @@
 
 A 112x112 image is a 4x4 grid of 28x28 cells (with Qwen2-VL's patch 14 and merge 2: one image token per
 cell); some cells hold a digit 1-9. Easy items have 1 digit (read it: nothing to think about), medium 3-4,
-hard 5-8 (read them in order, then add with running sums: thinking step by step pays off).
+hard 5-8 (read them in order, then add with running sums: thinking step by step pays off). The starting model
+(make_demo_model.py) answers at once with a glance estimate (`glance_estimate`): exact for one digit, to the
+nearest 5 for several.
 
 Digits are drawn light on a background of the image processor's mean colour: empty cells then normalise to
 about 0, which keeps a tiny model from learning to ignore the image (measured: with black on white it did).
@@ -78,10 +80,19 @@ def long_reasoning(digits):
     return " ".join(lines)
 
 
+def glance_estimate(digits):
+    """What an answer given at once says: one digit is simply read, but a sum of several is only estimated at a
+    glance, to the nearest 5, so it is right only when the true sum is a multiple of 5. This is what makes
+    thinking pay on medium and hard items and cost nothing on easy ones."""
+    total = sum(digits)
+    return str(total if len(digits) == 1 else 5 * round(total / 5))
+
+
 def response(item, form):
-    """The target response in the long (thinking) or short (answer-only) form."""
-    thinking = long_reasoning(item["digits"]) if form == "long" else ""
-    return f"<think>{thinking}</think><answer>{item['answer']}</answer>"
+    """The target response in the long (thinking: exact) or short (answer-only: a glance estimate) form."""
+    if form == "long":
+        return f"<think>{long_reasoning(item['digits'])}</think><answer>{item['answer']}</answer>"
+    return f"<think></think><answer>{glance_estimate(item['digits'])}</answer>"
 
 
 def export_jsonl(items, output_dir, name="data"):

@@ -70,3 +70,19 @@ def test_reasoning_form_adds_with_running_sums():
     rng = random.Random(0)
     item = synthetic.make_item(rng, "easy")
     assert synthetic.response(item, "short") == f"<think></think><answer>{item['answer']}</answer>"
+
+
+def test_glance_estimate_reads_one_digit_and_rounds_a_sum_to_the_nearest_5():
+    assert synthetic.glance_estimate([7]) == "7"  # easy: reading is answering
+    assert synthetic.glance_estimate([3, 4, 5]) == "10"  # 12 -> 10
+    assert synthetic.glance_estimate([9, 4, 9, 4]) == "25"  # 26 -> 25
+    assert synthetic.glance_estimate([1, 1, 1]) == "5"  # 3 -> 5
+    assert synthetic.glance_estimate([5, 5, 5, 5, 5]) == "25"  # a multiple of 5 is right
+    item = dict(digits=[8, 6, 4, 9], answer="27")
+    assert synthetic.response(item, "short") == "<think></think><answer>25</answer>"
+    assert synthetic.response(item, "long").endswith("the sum is 27.</think><answer>27</answer>")
+    # on the test set, the estimate is right on every easy item and on about 1 in 5 of the others
+    test_set = synthetic.split("test")
+    right = {level: np.mean([synthetic.glance_estimate(i["digits"]) == i["answer"] for i in test_set
+                             if i["level"] == level]) for level in synthetic.LEVELS}
+    assert right["easy"] == 1.0 and 0.1 < right["medium"] < 0.3 and 0.1 < right["hard"] < 0.3
