@@ -16,7 +16,6 @@ import json
 import math
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import checkpoints
 import data
 import difficulty
 import rewards
@@ -342,78 +342,6 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Checkpoints: save_pretrained folders plus what --resume needs
-
-
-def rng_states():
-    states = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states):
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def save_checkpoint(output_dir, step, policy, processor, optimizer, args):
-    """checkpoint-<step>/: model + processor (from_pretrained-loadable) and trainer_state.pt.
-
-    Written to a temporary folder and renamed, so an interruption never leaves a half-written checkpoint.
-    """
-    final = os.path.join(output_dir, f"checkpoint-{step}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    torch.save(dict(step=step, optimizer=optimizer.state_dict(), rng=rng_states(), args=dataclasses.asdict(args)),
-               os.path.join(tmp, "trainer_state.pt"))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
-
-
-def find_checkpoint(resume, output_dir):
-    """--resume PATH, or 'auto': the checkpoint with the highest step in --output-dir (None if there is none)."""
-    if resume != "auto":
-        if not os.path.isfile(os.path.join(resume, "trainer_state.pt")):
-            raise data.DataError(resume, "not a checkpoint folder", "no trainer_state.pt")
-        return resume
-    steps = [int(name.split("-")[1]) for name in os.listdir(output_dir) if os.path.isdir(os.path.join(output_dir, name))
-             and name.startswith("checkpoint-") and name.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
-    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
-
-
-def check_resume_args(saved, args, checkpoint):
-    """A resumed run must be the same run: same model (also the KL reference), data, schedule and seed."""
-    for key in ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed"):
-        if saved.get(key) != getattr(args, key):
-            raise data.DataError(checkpoint, "resumed with different arguments",
-                                 f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")
-
-
-def keep_metrics_until(path, step):
-    """On resume, drop logged steps after the checkpoint (they are about to be redone), keep the rest."""
-    if not os.path.exists(path):
-        return
-    lines = []
-    with open(path) as f:
-        for line in f:
-            try:
-                if json.loads(line)["step"] <= step:
-                    lines.append(line)
-            except (json.JSONDecodeError, KeyError):  # a line cut short by a kill: it is redone anyway
-                continue
-    with open(path, "w") as f:
-        f.writelines(lines)
-
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Logging and stopping
 
 
@@ -500,10 +428,10 @@ def train(args):
 
     # --- model and data
     examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
-    checkpoint = find_checkpoint(args.resume, args.output_dir) if args.resume else None
+    checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
     state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
     if state:
-        check_resume_args(state["args"], args, checkpoint)
+        checkpoints.check_resume_args(state["args"], args, checkpoint)
     processor = vlm.load_processor(args.model, args.max_pixels)
     # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
     # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
@@ -529,10 +457,10 @@ def train(args):
     samples_path = os.path.join(args.output_dir, "samples.jsonl")
     if checkpoint:
         optimizer.load_state_dict(state["optimizer"])
-        set_rng_states(state["rng"])
+        checkpoints.set_rng_states(state["rng"])
         start_step = state["step"]
-        keep_metrics_until(metrics_path, start_step)
-        keep_metrics_until(samples_path, start_step)
+        checkpoints.keep_metrics_until(metrics_path, start_step)
+        checkpoints.keep_metrics_until(samples_path, start_step)
         print(f"resumed from {checkpoint} at step {start_step}")
     else:
         for path in (metrics_path, samples_path):
@@ -592,7 +520,7 @@ def train(args):
             bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
         stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
         if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
-            path = save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+            path = checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
         if bad_streak >= 3:
             raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
                                 f"stopped. The last good weights are in {path}")

@@ -7,6 +7,7 @@ import signal
 import pytest
 import torch
 
+import checkpoints
 import fast_grpo
 from test_end_to_end import run, weights
 
@@ -54,11 +55,11 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(warm_model_d
 
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(OSError):
-        fast_grpo.save_checkpoint(str(tmp_path), 2, fast_grpo.vlm.load_model(warm_model_dir),
+        checkpoints.save_checkpoint(str(tmp_path), 2, fast_grpo.vlm.load_model(warm_model_dir),
                                   fast_grpo.vlm.load_processor(warm_model_dir), torch.optim.SGD([torch.zeros(1)]),
                                   fast_grpo.Args())
     monkeypatch.setattr(torch, "save", real_save)
     again = weights(tmp_path / "checkpoint-2")
     assert all(torch.equal(good[k], again[k]) for k in good)
     assert os.path.exists(tmp_path / "checkpoint-2" / "trainer_state.pt")
-    assert fast_grpo.find_checkpoint("auto", str(tmp_path)).endswith("checkpoint-2")
+    assert checkpoints.find_checkpoint("auto", str(tmp_path)).endswith("checkpoint-2")
