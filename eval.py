@@ -119,8 +119,9 @@ def demo_evaluation(model, processor, method, max_new_tokens):
     return dict(greedy=greedy, sampled=sampled)
 
 
-def cache_key(model_dir, method, max_new_tokens):
-    """A hash of the model's files and every evaluation setting: a cached result is reused only if none changed."""
+def cache_key(model_dir, method, max_new_tokens, runtime=None):
+    """A hash of the model's files and every evaluation setting (`runtime`: the model's dtype and device and the
+    processor's image size): a cached result is reused only if none changed."""
     import hashlib
 
     import synthetic
@@ -132,7 +133,7 @@ def cache_key(model_dir, method, max_new_tokens):
             with open(os.path.join(model_dir, name), "rb") as f:
                 digest.update(hashlib.sha256(f.read()).digest())
     settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, prompt=fast_grpo.PROMPTS,
-                    test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]])
+                    test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]], runtime=runtime)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -142,7 +143,10 @@ START_CACHE = "start_eval"  # <model folder>/start_eval-<method>.json
 
 def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
     """`demo_evaluation` of the starting model, cached in its folder (recomputed when the key differs)."""
-    key = cache_key(model_dir, method, max_new_tokens) if os.path.isdir(model_dir) else None
+    runtime = None if reference is None else dict(
+        dtype=str(next(reference.parameters()).dtype), device=reference.device.type,
+        image_size=dict(processor.image_processor.size))
+    key = cache_key(model_dir, method, max_new_tokens, runtime) if os.path.isdir(model_dir) else None
     path = os.path.join(model_dir, f"{START_CACHE}-{method}.json") if key else None
     if path and os.path.exists(path):
         with open(path) as f:
@@ -152,9 +156,10 @@ def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
             return cached["results"]
     results = demo_evaluation(reference, processor, method, max_new_tokens)
     if path and os.access(model_dir, os.W_OK):
-        with open(path + ".tmp", "w") as f:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
             json.dump(dict(key=key, method=method, results=results), f, indent=1)
-        os.replace(path + ".tmp", path)  # runs side by side may write it at once: never a half-written file
+        os.replace(tmp, path)  # runs side by side may write it at once: never a half-written file
     return results
 
 

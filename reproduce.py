@@ -116,6 +116,8 @@ def main():
         if os.path.exists(result_json):
             with open(result_json) as f:
                 result = json.load(f)
+            if "final" not in result:
+                sys.exit(f"error: {result_json} was written by an older reproduce.py (no 'final' results); move it away")
             by_config.setdefault(config, []).append(result["final"])
             starts[result["method"]] = result["start"]
     if not args.report_only and sum(len(results) for results in by_config.values()) < len(runs):

@@ -129,6 +129,11 @@ def test_start_evaluation_is_cached_by_model_files_and_settings(tmp_path, monkey
     monkeypatch.setitem(evaluation.DEMO_EVAL, "num_samples", 8)  # another evaluation setting: recomputed
     evaluation.start_evaluation(None, None, str(model_dir), "fast", 128)
     assert len(calls) == 5
+    # the reference's dtype and device and the processor's image size are part of the key too
+    keys = {evaluation.cache_key(str(model_dir), "fast", 128, runtime) for runtime in (
+        None, dict(dtype="torch.float32", device="cpu"), dict(dtype="torch.bfloat16", device="cpu"),
+        dict(dtype="torch.float32", device="cuda"))}
+    assert len(keys) == 4
 
 
 def test_plot_tokens_per_level_reads_metrics(tmp_path):
