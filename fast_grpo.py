@@ -37,7 +37,7 @@ import vlm
 
 # The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
-DEMO_DEFAULTS = dict(lr=1e-4, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
+DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
                      curriculum="none")
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
                       max_pixels=1280 * 28 * 28)
