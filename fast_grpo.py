@@ -140,8 +140,8 @@ METHODS = {
 
 
 def parse_args(argv=None):
-    """Command line -> Args. The method preset fills every switch the user did not set; the demo model gets
-    demo-sized defaults, any other model the paper's."""
+    """Command line -> Args. A switch the user did not set comes from the model's defaults (DEMO_DEFAULTS for the
+    shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then from the method preset."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(Args):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata

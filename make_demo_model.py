@@ -120,7 +120,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, data and order")
     parser.add_argument("--init", metavar="FOLDER", help="continue training this model instead of a new random one")
     parser.add_argument("--num-items", type=int, default=20000, help="distinct training images drawn")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (the shipped model was trained on cuda)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the shipped model was trained on cpu)")
     parser.add_argument("--evaluate", metavar="FOLDER", help="only evaluate the model in FOLDER (no training)")
     parser.add_argument("--probe", metavar="FOLDER", nargs="+", help="only print P(answer-only form) per level")
     args = parser.parse_args()
