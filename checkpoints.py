@@ -1,17 +1,25 @@
 """Checkpoints of a training run: a save_pretrained folder plus what --resume needs (optimizer, step, RNG states,
-arguments), written atomically; finding the newest one; checking that a resumed run is the same run."""
+arguments), written so that a kill or a full disk at any moment leaves the previous checkpoint usable; finding
+the newest complete one; checking that a resumed run is the same run."""
 
 import dataclasses
 import json
 import os
 import random
 import shutil
+import time
 
 import numpy as np
 import torch
 
 import data
 
+MANIFEST = "checkpoint.json"  # written last: its presence and its file sizes say the checkpoint is complete
+REQUIRED_FILES = ("config.json", "trainer_state.pt")  # what a checkpoint from before manifests must hold
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written; the message says which and what is still intact."""
 
 
 def rng_states():
@@ -29,32 +37,94 @@ def set_rng_states(states):
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(output_dir, step, policy, processor, optimizer, args):
-    """checkpoint-<step>/: model + processor (from_pretrained-loadable) and trainer_state.pt.
+def save_checkpoint(output_dir, step, policy, processor, optimizer, args, rng=None):
+    """checkpoint-<step>/: model + processor (from_pretrained-loadable), trainer_state.pt, and checkpoint.json.
 
-    Written to a temporary folder and renamed, so an interruption never leaves a half-written checkpoint.
+    Everything is written to checkpoint-<step>.tmp/, the manifest (every file's size) last, and the folder is then
+    renamed: a kill leaves a .tmp folder that --resume auto skips. A failed write (a full disk) removes the .tmp
+    folder and raises CheckpointError; older checkpoints are never touched. `rng`: the RNG states to store
+    (default: now).
     """
     final = os.path.join(output_dir, f"checkpoint-{step}")
     tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    torch.save(dict(step=step, optimizer=optimizer.state_dict(), rng=rng_states(), args=dataclasses.asdict(args)),
-               os.path.join(tmp, "trainer_state.pt"))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        policy.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        torch.save(dict(step=step, optimizer=optimizer.state_dict(), rng=rng or rng_states(),
+                        args=dataclasses.asdict(args)), os.path.join(tmp, "trainer_state.pt"))
+        pause = os.environ.get("FAST_GRPO_TEST_PAUSE_IN_SAVE", "")  # tests only, "STEP:SECONDS": a window to kill in
+        if pause.split(":")[0] == str(step):
+            print(f"saving {tmp}: paused", flush=True)
+            time.sleep(float(pause.split(":")[1]))
+        sizes = {name: os.path.getsize(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(dict(step=step, files=sizes), f, indent=1)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = find_checkpoint("auto", output_dir, report=False)
+        raise CheckpointError(f"could not write checkpoint-{step} in {output_dir} ({error}); "
+                              + (f"{previous} is intact" if previous else "no earlier checkpoint exists")
+                              + "; free some space, then continue with --resume auto") from None
     return final
 
 
-def find_checkpoint(resume, output_dir):
-    """--resume PATH, or 'auto': the checkpoint with the highest step in --output-dir (None if there is none)."""
+def checkpoint_problem(path):
+    """None if `path` is a complete checkpoint; otherwise what is wrong with it, in a few words.
+
+    Complete = every file its manifest lists exists, is readable, and has the size it had when it was written (a
+    truncated file is caught); a checkpoint from before manifests needs config.json and trainer_state.pt.
+    """
+    if path.endswith(".tmp"):
+        return "an unfinished save (the run was killed while writing it)"
+    manifest = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest) as f:
+            expected = json.load(f)["files"]
+    except FileNotFoundError:
+        expected = {name: None for name in REQUIRED_FILES}
+    except (OSError, ValueError, KeyError) as error:
+        return f"unreadable {MANIFEST} ({error})"
+    for name, size in expected.items():
+        file = os.path.join(path, name)
+        try:
+            with open(file, "rb") as f:
+                f.read(1)
+            actual = os.path.getsize(file)
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except OSError as error:
+            return f"{name} is unreadable ({error.strerror or error})"
+        if size is not None and actual != size:
+            return f"{name} is {actual} bytes, {size} when it was written (truncated?)"
+    return None
+
+
+def find_checkpoint(resume, output_dir, report=True):
+    """--resume PATH (which must be complete), or 'auto': the newest complete checkpoint in --output-dir (None if
+    there is none). Incomplete ones (a leftover .tmp folder, a missing, unreadable or truncated file) are skipped,
+    and with `report` each is named on the console."""
     if resume != "auto":
-        if not os.path.isfile(os.path.join(resume, "trainer_state.pt")):
-            raise data.DataError(resume, "not a checkpoint folder", "no trainer_state.pt")
+        if not os.path.isdir(resume):
+            raise data.DataError(resume, "not a checkpoint folder", "no such folder")
+        problem = checkpoint_problem(resume)
+        if problem:
+            raise data.DataError(resume, "incomplete checkpoint", problem)
         return resume
-    steps = [int(name.split("-")[1]) for name in os.listdir(output_dir) if os.path.isdir(os.path.join(output_dir, name))
-             and name.startswith("checkpoint-") and name.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
-    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+    candidates = []
+    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
+        step = name.removeprefix("checkpoint-").removesuffix(".tmp")
+        if name.startswith("checkpoint-") and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            candidates.append((int(step), not name.endswith(".tmp"), os.path.join(output_dir, name)))
+    for _, _, path in sorted(candidates, reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        if report:
+            print(f"--resume auto: skipping {path}: {problem}")
+    return None
 
 
 def check_resume_args(saved, args, checkpoint):
@@ -63,19 +133,3 @@ def check_resume_args(saved, args, checkpoint):
         if saved.get(key) != getattr(args, key):
             raise data.DataError(checkpoint, "resumed with different arguments",
                                  f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")
-
-
-def keep_metrics_until(path, step):
-    """On resume, drop logged steps after the checkpoint (they are about to be redone), keep the rest."""
-    if not os.path.exists(path):
-        return
-    lines = []
-    with open(path) as f:
-        for line in f:
-            try:
-                if json.loads(line)["step"] <= step:
-                    lines.append(line)
-            except (json.JSONDecodeError, KeyError):  # a line cut short by a kill: it is redone anyway
-                continue
-    with open(path, "w") as f:
-        f.writelines(lines)

@@ -10,7 +10,8 @@ import json
 import os
 from collections import Counter
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 
@@ -26,16 +27,29 @@ class DataError(ValueError):
         self.reason = reason
 
 
+# What to_rgb can turn into RGB: 1-bit, grey, palette, colour with or without alpha, CMYK, 16/32-bit and float grey
+CONVERTIBLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+                     "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
 def check_image(path, where):
-    """The image must exist, decode completely, and be large enough for the processor."""
+    """The image must exist, decode completely, have a mode to_rgb converts, and be large enough for the processor.
+
+    JPEGs are decoded at a reduced scale (still every byte of the file, so truncation is caught): a 50-megapixel
+    photo costs the check a few MB, not 150.
+    """
     if not os.path.isfile(path):
         raise DataError(where, "image file not found", path)
     try:
         with Image.open(path) as image:
-            image.load()  # decodes every pixel: catches truncated files that a header check would miss
             width, height = image.size
+            mode = image.mode
+            image.draft("RGB", (width // 8, height // 8))  # JPEG only; other formats ignore it
+            image.load()  # decodes: catches truncated files that a header check would miss
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(where, "unreadable image", f"{path}: {error}") from None
+    if mode not in CONVERTIBLE_MODES:
+        raise DataError(where, "unsupported image mode", f"{path} has mode {mode}")
     if min(width, height) < MIN_IMAGE_SIDE:
         raise DataError(where, "image too small",
                         f"{path} is {width}x{height}, need at least {MIN_IMAGE_SIDE} px a side")
@@ -116,12 +130,52 @@ def load_examples(spec, split="train", skip_bad=False):
     return examples
 
 
-def load_image(image):
-    """An example's image as RGB: from its file, or as is when the example holds the image itself."""
+def to_rgb(image):
+    """Any still image as the 8-bit RGB the processor expects, the way it looks in an image viewer.
+
+    EXIF orientation applied (phone photos store their rotation there); transparency composited onto white
+    (PIL's plain convert drops alpha and shows whatever colour the transparent pixels hold, often black);
+    16-bit, 32-bit and float grey scaled to 8 bits (a plain convert clips them, nearly all white); an
+    animation's first frame.
+    """
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        grey = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            full_scale = 65535.0
+        else:  # 32-bit int or float: the range the values are in (16-bit PNGs open as "I" on some Pillows)
+            full_scale = 1.0 if image.mode == "F" and grey.max() <= 1.0 else 255.0 if grey.max() <= 255 else 65535.0
+        image = Image.fromarray(np.clip(np.round(grey / full_scale * 255), 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return image.convert("RGB")
+
+
+def load_image(image, max_pixels=None):
+    """An example's image as RGB (to_rgb): from its file, or as is when the example holds the image itself.
+
+    With `max_pixels`, a larger image is shrunk (aspect kept) as it is decoded, so a 50-megapixel photo never
+    reaches the processor at full size; the processor resizes it to its own grid anyway.
+    """
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return shrink(to_rgb(image), max_pixels)
     with Image.open(image) as opened:
-        return opened.convert("RGB")
+        if max_pixels:
+            scale = (max_pixels / (opened.width * opened.height)) ** 0.5
+            opened.draft("RGB", (int(opened.width * scale) + 1, int(opened.height * scale) + 1))  # JPEG: decode small
+        return shrink(to_rgb(opened), max_pixels)
+
+
+def shrink(image, max_pixels):
+    """`image` resized (aspect kept) to at most `max_pixels` pixels; unchanged if it is already small enough."""
+    if not max_pixels or image.width * image.height <= max_pixels:
+        return image
+    scale = (max_pixels / (image.width * image.height)) ** 0.5
+    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def batch_indices(num_examples, batch_size, step, seed):

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import data
 import fast_grpo
+import logs
 import vlm
 
 
@@ -27,11 +28,11 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
     preset = fast_grpo.METHODS[method]
     instruction = fast_grpo.PROMPTS[preset["prompt"]]
     suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
-    records = []
+    records, max_pixels = [], vlm.max_image_pixels(processor)
     for start in tqdm(range(0, len(examples), batch_size), desc="eval", leave=False):
         batch = examples[start:start + batch_size]
         prompts = [vlm.chat_prompt(processor, e["question"], instruction) for e in batch]
-        inputs = vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in batch])
+        inputs = vlm.encode(processor, prompts, [data.load_image(e["image"], max_pixels) for e in batch])
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         answers = [e["answer"] for e in batch for _ in range(num_samples)]
@@ -155,11 +156,8 @@ def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
             print(f"starting model: evaluation reused from {path} (same model files and settings)")
             return cached["results"]
     results = demo_evaluation(reference, processor, method, max_new_tokens)
-    if path and os.access(model_dir, os.W_OK):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(dict(key=key, method=method, results=results), f, indent=1)
-        os.replace(tmp, path)  # runs side by side may write it at once: never a half-written file
+    if path and os.access(model_dir, os.W_OK):  # runs side by side may write it at once: never a half-written file
+        logs.write_atomically(path, json.dumps(dict(key=key, method=method, results=results), indent=1))
     return results
 
 
@@ -170,8 +168,7 @@ def plot_tokens_per_level(metrics_path, plot_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(metrics_path) as f:
-        metrics = [json.loads(line) for line in f if line.strip()]
+    metrics = logs.read_jsonl(metrics_path)
     figure, axes = plt.subplots(figsize=(6, 4))
     levels = sorted({level for m in metrics for level in (m.get("tokens_by_level") or {})}, key=level_order)
     for level in levels:
@@ -179,7 +176,8 @@ def plot_tokens_per_level(metrics_path, plot_path):
         axes.plot(*zip(*points), label=level, lw=1.2)
     axes.set(xlabel="training step", ylabel="mean response tokens (training samples, T = 1)",
              title="Response length per level during training")
-    axes.legend()
+    if levels:
+        axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(plot_path, dpi=120)
@@ -192,8 +190,7 @@ def before_and_after(reference, policy, processor, model_dir, method, max_new_to
     before_after.json, a plot of tokens per level over training, and the table, printed last."""
     results = dict(start=start_evaluation(reference, processor, model_dir, method, max_new_tokens),
                    final=demo_evaluation(policy, processor, method, max_new_tokens))
-    with open(os.path.join(output_dir, "before_after.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    logs.write_atomically(os.path.join(output_dir, "before_after.json"), json.dumps(results, indent=2))
     plot = plot_tokens_per_level(os.path.join(output_dir, "metrics.jsonl"),
                                  os.path.join(output_dir, "tokens_per_level.png"))
     print(before_after_table(results))
@@ -219,10 +216,13 @@ def load_runs(paths):
     """Result JSON files -> {run name: {group: summary}} (a file's first benchmark; name = its 'name' or stem)."""
     runs = {}
     for path in paths:
-        with open(path) as f:
-            result = json.load(f)
-        name = result.get("name") or os.path.splitext(os.path.basename(path))[0]
-        runs[name] = next(iter(result["results"].values()))
+        try:
+            with open(path) as f:
+                result = json.load(f)
+            name = result.get("name") or os.path.splitext(os.path.basename(path))[0]
+            runs[name] = next(iter(result["results"].values()))
+        except (OSError, ValueError, KeyError, AttributeError, StopIteration) as error:
+            raise data.DataError(path, "not a results file of eval.py --output", str(error) or "no results") from None
     return runs
 
 
@@ -289,25 +289,29 @@ def main(argv=None):
     parser.add_argument("--plot-dir", default=None, help="where --compare writes its PNGs (default: next to the first)")
     args = parser.parse_args(argv)
     if args.compare:
-        plots = compare(args.compare, args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0])))
+        try:
+            plots = compare(args.compare, args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0])))
+        except data.DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         print("wrote", ", ".join(plots))
         return
     torch.manual_seed(0)
+    device = vlm.pick_device(args.device)
     try:
+        vlm.check_model(args.model)
         examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples)
-    except data.DataError as error:
+        processor = vlm.load_processor(args.model)
+        model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
+    except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    device = vlm.pick_device(args.device)
-    processor = vlm.load_processor(args.model)
-    model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
     results = evaluate(model, processor, examples, method=args.method, max_new_tokens=args.max_new_tokens,
                        batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature)
     print(markdown_table(results, args.model))
     if args.output:
-        with open(args.output, "w") as f:
-            json.dump(dict(name=args.name, model=args.model, data=args.data, method=args.method, results=results), f,
-                      indent=2)
+        logs.write_atomically(args.output, json.dumps(dict(name=args.name, model=args.model, data=args.data,
+                                                           method=args.method, results=results), indent=2))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ One training step (paper Algorithm 1):
 """
 
 import argparse
+import contextlib
 import dataclasses
-import json
 import math
 import os
 import random
@@ -28,6 +28,7 @@ from tqdm import tqdm
 import checkpoints
 import data
 import difficulty
+import logs
 import rewards
 import vlm
 
@@ -299,17 +300,20 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
         width = int(mask.sum(1).max())  # the mask is a prefix: no row needs columns past its longest
         return vlm.take_rows(inputs, chunk), rollout["completion_ids"][chunk][:, :width], mask[:, :width]
 
-    def logprobs(model, chunk):
+    def logprobs(model, chunk, work="the update's forward pass"):
         rows, completion_ids, mask = micro_batch(chunk)
-        return vlm.token_logprobs(model, rows, completion_ids, mask, args.temperature, suppress_ids)
+        with naming_out_of_memory(work, len(chunk), rows["input_ids"].shape[1] + completion_ids.shape[1], update > 0):
+            return vlm.token_logprobs(model, rows, completion_ids, mask, args.temperature, suppress_ids)
 
+    update = 0  # which of the mu updates runs: an out-of-memory error in a later one finds the weights changed
     with torch.no_grad():
-        ref_logp = [logprobs(reference, chunk) for chunk in chunks]
+        ref_logp = [logprobs(reference, chunk, "the reference's forward pass") for chunk in chunks]
         # With mu = 1 the sampling policy is the current one (rho == 1); otherwise freeze it now.
-        old_logp = [logprobs(policy, chunk) for chunk in chunks] if args.updates_per_batch > 1 else None
+        old_logp = [logprobs(policy, chunk, "the policy's forward pass") for chunk in chunks] \
+            if args.updates_per_batch > 1 else None
 
     stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0)
-    for _ in range(args.updates_per_batch):
+    for update in range(args.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         loss_sum, kl_sum, clipped = 0.0, 0.0, 0.0
         for i, chunk in enumerate(chunks):
@@ -321,7 +325,8 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
             beta = kl_coef[chunk].to(policy.device)
             loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, args.eps_low, args.eps_high, args.aggregation)
             share = len(chunk) / num_rows if args.aggregation == "seq" else mask.sum() / total_tokens
-            (loss * share).backward()
+            with naming_out_of_memory("the update's backward pass", len(chunk), mask.shape[1], update > 0):
+                (loss * share).backward()
             with torch.no_grad():
                 loss_sum += float(loss * share)
                 kl_sum += float(torch.where(mask, k3_kl(logp, ref_logp[i]), 0.0).sum())
@@ -330,7 +335,8 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
         params = [p for p in policy.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm))
         if math.isfinite(loss_sum) and math.isfinite(grad_norm):
-            optimizer.step()
+            with naming_out_of_memory("the optimizer step", num_rows, 0, weights_changed=True):
+                optimizer.step()
         else:  # a non-finite loss or gradient would poison the weights: skip this step
             stats["skipped_updates"] += 1
         optimizer.zero_grad(set_to_none=True)
@@ -346,7 +352,46 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
 
 
 class TrainingError(RuntimeError):
-    """The run cannot go on (repeated non-finite updates); the message says why and where the weights are."""
+    """The run cannot go on (repeated non-finite updates, out of memory); the message says why and where the
+    weights are."""
+
+
+class OutOfMemory(RuntimeError):
+    """torch.OutOfMemoryError, with the work that ran out of memory and whether this step already changed weights."""
+
+    def __init__(self, message, weights_changed):
+        super().__init__(message)
+        self.weights_changed = weights_changed
+
+
+@contextlib.contextmanager
+def naming_out_of_memory(work, rows, tokens, weights_changed=False):
+    """An out-of-memory error inside becomes an OutOfMemory that names the work and the size of its batch."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise OutOfMemory(f"{work}, a micro-batch of {rows} rows" + (f" x {tokens} tokens" if tokens else ""),
+                          weights_changed) from None
+
+
+def stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args):
+    """Save the last completed step (unless this step already changed the weights) and stop with one line."""
+    work, weights_changed = out_of_memory
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    last = os.path.join(args.output_dir, f"checkpoint-{step}")
+    if weights_changed:
+        saved = "this step had already changed the weights, so nothing was saved (the last checkpoint stays)"
+    elif step == 0:
+        saved = "no step had completed, nothing to save"
+    elif step == start_step or os.path.isdir(last):
+        saved = f"step {step} is in {last}: continue with --resume auto"
+    else:
+        checkpoints.save_checkpoint(args.output_dir, step, policy, processor, optimizer, args, rng=step_rng)
+        saved = f"saved step {step} in {last}: continue with --resume auto"
+    raise TrainingError(f"out of memory at step {step + 1} in {work}; {saved}. To use less memory: --micro-batch-size "
+                        f"(now {args.micro_batch_size}), --gradient-checkpointing, --freeze-vision, --max-pixels, "
+                        f"--max-new-tokens (now {args.max_new_tokens})")
 
 
 def catch_stop_signals():
@@ -365,54 +410,6 @@ def catch_stop_signals():
     return received
 
 
-def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, started, levels):
-    """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
-    tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
-    keep, hard = shaped["keep"], shaped["hard"]
-    group_size = correct.shape[1]
-    hard_rows = np.repeat(hard, group_size).reshape(correct.shape)
-    easy_rows = np.repeat(keep & ~hard, group_size).reshape(correct.shape)
-    by_level = {level: float(token_lengths[[i for i, l in enumerate(levels) if l == level]].mean())
-                for level in dict.fromkeys(levels) if level is not None}
-    return dict(
-        step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
-        format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
-        tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
-        tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
-        tokens_by_level=by_level or None,
-        fraction_hard=float(hard[keep].mean()) if keep.any() else 0.0,
-        fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
-        kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
-        update_skipped=None if keep.any() else "every group filtered out", **stats,
-        seconds=round(time.time() - started, 3),
-    )
-
-
-def live_view(metrics):
-    """The progress bar's text: reward, T = 1 accuracy, and mean tokens of kept easy and hard questions."""
-    tokens = lambda key: "-" if metrics[key] is None else f"{metrics[key]:.0f}"  # noqa: E731
-    return (f"reward {metrics['reward_mean']:.2f} acc {metrics['accuracy']:.2f} "
-            f"tokens easy {tokens('tokens_easy')} hard {tokens('tokens_hard')}")
-
-
-def compact_line(metrics):
-    """Every --log-every steps: one short line with what a reader watches (all of it is in metrics.jsonl)."""
-    levels = " ".join(f"{level} {value:.0f}" for level, value in (metrics["tokens_by_level"] or {}).items())
-    return (f"step {metrics['step']}: {live_view(metrics)}; tokens by level: {levels or '-'}; "
-            f"kept {metrics['fraction_kept']:.2f} kl {metrics['kl'] or 0:.4f} {metrics['seconds']:.1f}s")
-
-
-def write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, group_size):
-    with open(metrics_path, "a") as f:
-        f.write(json.dumps(metrics) + "\n")
-    with open(samples_path, "a") as f:
-        for i in range(min(2, len(batch))):
-            rows = range(i * group_size, (i + 1) * group_size)
-            f.write(json.dumps(dict(step=metrics["step"], question=batch[i]["question"], answer=batch[i]["answer"],
-                                    responses=[rollout["texts"][r] for r in rows],
-                                    rewards=[round(float(x), 4) for x in shaped["reward"][i]])) + "\n")
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The training loop
 
@@ -428,6 +425,7 @@ def train(args):
 
     # --- model and data
     examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
+    vlm.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
     checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
     state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
     if state:
@@ -449,6 +447,7 @@ def train(args):
     eos_ids = vlm.eos_token_ids(policy, processor)
     instruction = PROMPTS[preset["prompt"]]
     complexity_cache = {}  # example index -> H_img; it does not change during training
+    max_pixels = vlm.max_image_pixels(processor)  # a larger image is shrunk as it is decoded
     print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}; "
           f"image complexity = GLCM entropy only (no classifier)")
 
@@ -459,74 +458,80 @@ def train(args):
         optimizer.load_state_dict(state["optimizer"])
         checkpoints.set_rng_states(state["rng"])
         start_step = state["step"]
-        checkpoints.keep_metrics_until(metrics_path, start_step)
-        checkpoints.keep_metrics_until(samples_path, start_step)
+        logs.keep_steps_until(metrics_path, start_step)
+        logs.keep_steps_until(samples_path, start_step)
         print(f"resumed from {checkpoint} at step {start_step}")
     else:
         for path in (metrics_path, samples_path):
             open(path, "w").close()
 
-    stop_signal, bad_streak = catch_stop_signals(), 0
+    stop_signal, bad_streak, out_of_memory = catch_stop_signals(), 0, None
     bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO")
-    for step in bar:
-        started = time.time()
-        # --- sample G responses per question
-        indices = data.batch_indices(len(examples), args.batch_size, step, args.seed)
-        batch = [examples[i] for i in indices]
-        images = [data.load_image(example["image"]) for example in batch]
-        prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
-        group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
-        inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
-        with autocast:
-            rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
-                                 eos_ids)
+    try:
+        for step in bar:
+            started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
+            # --- sample G responses per question
+            indices = data.batch_indices(len(examples), args.batch_size, step, args.seed)
+            batch = [examples[i] for i in indices]
+            images = [data.load_image(example["image"], max_pixels) for example in batch]
+            prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
+            group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
+            inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
+            width = inputs["input_ids"].shape[1] + args.max_new_tokens
+            with autocast, naming_out_of_memory("sampling", len(group_rows), width):
+                rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
+                                     eos_ids)
 
-        # --- score
-        answers = [batch[i]["answer"] for i in group_rows]
-        correct, fmt = score_responses(rollout["texts"], answers, args.method)
-        token_lengths = rollout["response_mask"].sum(1).numpy()
-        lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
-                                                                                for t in rollout["texts"]])
-        grid = (len(batch), args.group_size)
-        correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
+            # --- score
+            answers = [batch[i]["answer"] for i in group_rows]
+            correct, fmt = score_responses(rollout["texts"], answers, args.method)
+            token_lengths = rollout["response_mask"].sum(1).numpy()
+            lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
+                                                                                    for t in rollout["texts"]])
+            grid = (len(batch), args.group_size)
+            correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
-        # --- difficulty, filter, thinking reward, KL coefficients
-        for index, image in zip(indices, images):
-            if index not in complexity_cache:
-                complexity_cache[index] = difficulty.image_complexity(image)  # Eq. 2
-        complexity = np.array([complexity_cache[index] for index in indices])
-        shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
-        keep = shaped["keep"]
+            # --- difficulty, filter, thinking reward, KL coefficients
+            for index, image in zip(indices, images):
+                if index not in complexity_cache:
+                    complexity_cache[index] = difficulty.image_complexity(image)  # Eq. 2
+            complexity = np.array([complexity_cache[index] for index in indices])
+            shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
+            keep = shaped["keep"]
 
-        # --- advantages and update, on the kept groups only
-        stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
-        if keep.any():
-            advantages = group_advantages(shaped["reward"][keep]).flatten()
-            kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
-            kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
-            kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][keep], args.group_size), dtype=torch.float32)
-            with autocast:
-                stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout,
-                                      advantages, kl_coef, args, suppress_ids)
+            # --- advantages and update, on the kept groups only
+            stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
+            if keep.any():
+                advantages = group_advantages(shaped["reward"][keep]).flatten()
+                kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
+                kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
+                kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][keep], args.group_size), dtype=torch.float32)
+                with autocast:
+                    stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows),
+                                          kept_rollout, advantages, kl_coef, args, suppress_ids)
 
-        # --- log, save, and stop if asked to or if the numbers went bad
-        metrics = step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats, started,
-                               [example.get("level") for example in batch])
-        write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
-        bar.set_postfix_str(live_view(metrics))
-        if args.log_every and (step + 1) % args.log_every == 0:
-            tqdm.write(compact_line(metrics))
-        if keep.any():  # a step with nothing to update neither breaks nor extends a run of bad updates
-            bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
-        stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
-        if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
-            path = checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
-        if bad_streak >= 3:
-            raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
-                                f"stopped. The last good weights are in {path}")
-        if stop:
-            tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
-            return policy
+            # --- log, save, and stop if asked to or if the numbers went bad
+            metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats,
+                                        started, [example.get("level") for example in batch])
+            logs.write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
+            bar.set_postfix_str(logs.live_view(metrics))
+            if args.log_every and (step + 1) % args.log_every == 0:
+                tqdm.write(logs.compact_line(metrics))
+            if keep.any():  # a step with nothing to update neither breaks nor extends a run of bad updates
+                bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
+            stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
+            if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
+                path = checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+            if bad_streak >= 3:
+                raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
+                                    f"stopped. The last good weights are in {path}")
+            if stop:
+                tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
+                return policy
+    except OutOfMemory as error:  # what the error holds (activations) is freed when this block ends
+        out_of_memory = (str(error), error.weights_changed)
+    if out_of_memory:
+        stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args)
     if args.data == "synthetic" and args.compare_at_end:
         import eval as evaluation  # eval.py imports this module: import it late
 
@@ -540,10 +545,10 @@ def main(argv=None):
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         train(args)
-    except data.DataError as error:  # bad input: one line, no traceback
+    except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except TrainingError as error:
+    except (TrainingError, checkpoints.CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     finally:

@@ -24,6 +24,7 @@ import numpy as np
 
 import eval as evaluation
 import fast_grpo
+import logs
 
 METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
 OTHER_CURRICULA = [c for c in ("slow-to-fast", "continuous", "none") if c != fast_grpo.DEMO_DEFAULTS["curriculum"]]
@@ -107,11 +108,11 @@ def main():
                    "--save-every", "100000", *steps, *flags, *train_flags)
             with open(os.path.join(run_dir, "before_after.json")) as f:
                 result = json.load(f)
-            with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-                metrics = [json.loads(line) for line in f]
-            with open(result_json, "w") as f:  # the start is the same for every run of a method: keep it too
-                json.dump(dict(name=run, method=method, flags=flags, seed=seed, **result,
-                               training_accuracy=[m["accuracy"] for m in metrics]), f, indent=1)
+            metrics = logs.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+            # the start is the same for every run of a method: keep it too
+            logs.write_atomically(result_json, json.dumps(dict(name=run, method=method, flags=flags, seed=seed, **result,
+                                                               training_accuracy=[m["accuracy"] for m in metrics]),
+                                                          indent=1))
             print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
         if os.path.exists(result_json):
             with open(result_json) as f:

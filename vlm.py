@@ -4,9 +4,17 @@ Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny ch
 itself (tiny_model.py): same classes, same processor, same chat template.
 """
 
+import json
+import os
+
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 from transformers.utils import is_torchvision_available
+
+SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 
 
 def pick_device(name="auto"):
@@ -35,21 +43,94 @@ def image_only_processor(base):
     return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
 
 
+class ModelError(ValueError):
+    """A --model that cannot be used; str() is one line: what was asked, what went wrong, what to do."""
+
+
+def first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def hub_failure(name, error):
+    """Why fetching `name` from the Hugging Face hub failed, read from the chain of exceptions transformers raised."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    download = f"download it with `hf download {name} --local-dir DIR` where there is internet, then pass --model DIR"
+    if any(isinstance(e, GatedRepoError) for e in chain):
+        return "it is a gated model: accept its licence on its hub page, log in with `hf auth login`, then retry"
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
+        return "no such model on the Hugging Face hub: check the id (a private model needs `hf auth login`)"
+    if any(isinstance(e, LocalEntryNotFoundError) for e in chain):
+        if constants.HF_HUB_OFFLINE:
+            return f"it is not in the local cache and offline mode is on (HF_HUB_OFFLINE): {download}"
+        return f"huggingface.co cannot be reached and it is not in the local cache: {download}"
+    return f"{first_line(chain[0])}: {download}"
+
+
+def check_model(name):
+    """Stop early, with one line, on a --model that cannot work; returns its model type.
+
+    A local folder is read offline (the hub is contacted only for a hub id): it must hold a config.json of a
+    supported architecture and a weights file.
+    """
+    local = os.path.isdir(name)
+    if local:
+        config_path = os.path.join(name, "config.json")
+        if not os.path.isfile(config_path):
+            raise ModelError(f"--model {name}: not a model folder (no config.json); pass a folder written by "
+                             "save_pretrained, or a hub id such as Qwen/Qwen2-VL-2B-Instruct")
+        try:
+            with open(config_path) as f:
+                model_type = json.load(f).get("model_type")
+        except (OSError, ValueError, AttributeError) as error:
+            raise ModelError(f"--model {name}: unreadable config.json ({first_line(error)})") from None
+    else:
+        try:
+            model_type = AutoConfig.from_pretrained(name).model_type
+        except (OSError, ValueError) as error:
+            raise ModelError(f"--model {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(f"--model {name}: architecture {model_type!r} is not supported (fast-grpo trains "
+                         f"{' and '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL or Qwen2.5-VL checkpoint")
+    if local and not any(os.path.isfile(os.path.join(name, weights)) for weights in WEIGHT_FILES):
+        raise ModelError(f"--model {name}: no weights file ({' / '.join(WEIGHT_FILES[::2])}); the folder is "
+                         "incomplete: copy or download it again")
+    return model_type
+
+
+def loading(name, load):
+    """load() with any failure of a checked --model turned into a one-line ModelError."""
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError, ImportError, SafetensorError) as error:  # corrupt or incompatible files
+        raise ModelError(f"--model {name}: cannot load it ({type(error).__name__}: {first_line(error)})") from None
+
+
 def load_processor(name, max_pixels=None):
     """AutoProcessor, falling back to an image-only processor when torchvision is missing."""
+    return loading(name, lambda: build_processor(name, max_pixels))
+
+
+def build_processor(name, max_pixels):
+    local = os.path.isdir(name)  # a local folder never contacts the hub
     try:
-        processor = AutoProcessor.from_pretrained(name)
+        processor = AutoProcessor.from_pretrained(name, local_files_only=local)
     except (ImportError, OSError):  # no torchvision: the video processor class refuses to build or load
         if is_torchvision_available():
             raise
         from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
         from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
 
-        model_type = AutoConfig.from_pretrained(name).model_type
+        model_type = AutoConfig.from_pretrained(name, local_files_only=local).model_type
         base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor}.get(model_type)
         if base is None:
             raise
-        processor = image_only_processor(base).from_pretrained(name)
+        processor = image_only_processor(base).from_pretrained(name, local_files_only=local)
     processor.tokenizer.padding_side = "left"  # generation continues every row from its last column
     if max_pixels is not None:
         size = dict(processor.image_processor.size)
@@ -59,9 +140,15 @@ def load_processor(name, max_pixels=None):
     return processor
 
 
+def max_image_pixels(processor):
+    """The most pixels the processor keeps of an image (Qwen2-VL's size["longest_edge"] counts pixels)."""
+    return dict(processor.image_processor.size).get("longest_edge")
+
+
 def load_model(name, dtype=torch.float32, device="cpu"):
-    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
-    return model.to(device)
+    local = os.path.isdir(name)
+    return loading(name, lambda: AutoModelForImageTextToText.from_pretrained(name, dtype=dtype,
+                                                                             local_files_only=local).to(device))
 
 
 def vision_token_ids(model, processor):

@@ -1,7 +1,9 @@
 """Reading JSONL data: both key styles, clear errors that name file and line, the seeded data order."""
 
 import json
+import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -85,3 +87,63 @@ def test_batch_order_is_a_seeded_permutation_per_epoch():
     assert flat[:10] != flat[10:]  # each epoch is shuffled anew
     assert data.batch_indices(10, 4, 3, seed=1) == steps[3]  # a pure function of (step, seed): resumable
     assert data.batch_indices(10, 4, 0, seed=2) != steps[0]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Images as they come: every kind below becomes the RGB picture an image viewer shows
+
+
+def image_kinds(folder):
+    """{kind: (file name, the RGB colour of its top-left pixel once loaded, its (width, height) once loaded)}."""
+    Image.new("L", (64, 48), 200).save(folder / "grey.png")
+    transparent = Image.new("RGBA", (64, 48), (0, 0, 0, 0))  # fully transparent pixels that hold black
+    transparent.paste((255, 0, 0, 255), (32, 0, 64, 48))
+    transparent.save(folder / "rgba.png")
+    palette = Image.new("P", (64, 48), 1)
+    palette.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.save(folder / "palette.png", transparency=1)  # palette entry 1 (blue) is transparent
+    Image.fromarray(np.full((48, 64), 32768, dtype=np.uint16)).save(folder / "sixteen_bit.png")
+    Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(folder / "cmyk.jpg", quality=95)  # red in CMYK
+    rotated = Image.new("RGB", (64, 32), (0, 128, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    rotated.save(folder / "rotated.jpg", exif=exif, quality=95)
+    frames = [Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 255))]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    return {"grey": ("grey.png", (200, 200, 200), (64, 48)),
+            "RGBA": ("rgba.png", (255, 255, 255), (64, 48)),  # transparent -> white, not the black it holds
+            "palette": ("palette.png", (255, 255, 255), (64, 48)),
+            "16-bit": ("sixteen_bit.png", (128, 128, 128), (64, 48)),  # half scale, not clipped to white
+            "CMYK": ("cmyk.jpg", (255, 0, 0), (64, 48)),
+            "EXIF-rotated": ("rotated.jpg", (0, 128, 0), (32, 64)),  # shown upright: width and height swap
+            "animated GIF": ("animated.gif", (255, 0, 0), (64, 48))}  # the first frame
+
+
+def test_every_kind_of_image_loads_as_it_looks(tmp_path):
+    for kind, (name, colour, size) in image_kinds(tmp_path).items():
+        data.check_image(str(tmp_path / name), kind)  # the up-front check accepts it
+        image = data.load_image(str(tmp_path / name))
+        assert image.mode == "RGB" and image.size == size, kind
+        assert np.abs(np.subtract(image.getpixel((0, 0)), colour)).max() <= 3, (kind, image.getpixel((0, 0)))
+
+
+def test_a_50_megapixel_photo_is_shrunk_as_it_is_decoded(tmp_path):
+    Image.new("RGB", (8200, 6100), (90, 140, 30)).save(tmp_path / "huge.jpg", quality=80)  # 50 megapixels
+    data.check_image(str(tmp_path / "huge.jpg"), "huge")
+    image = data.load_image(str(tmp_path / "huge.jpg"), max_pixels=224 * 224)
+    assert image.width * image.height <= 224 * 224
+    assert abs(image.width / image.height - 8200 / 6100) < 0.02  # the aspect ratio is kept
+    assert data.load_image(image, max_pixels=None).size == image.size  # no limit: unchanged
+
+
+def test_training_takes_every_kind_of_image(warm_model_dir, tmp_path):
+    import fast_grpo
+
+    kinds = image_kinds(tmp_path)
+    Image.new("RGB", (3000, 2000), (250, 250, 250)).save(tmp_path / "large.jpg")  # shrunk to the model's maximum
+    names = [name for name, _, _ in kinds.values()] + ["large.jpg"]
+    path = write(tmp_path, [json.dumps({"image": name, "question": "What is 3+4?", "answer": "7"}) for name in names])
+    fast_grpo.main(["--model", warm_model_dir, "--data", path, "--output-dir", str(tmp_path / "run"),
+                    "--max-steps", "1", "--batch-size", str(len(names)), "--group-size", "2",
+                    "--max-new-tokens", "8"])
+    assert os.path.isdir(tmp_path / "run" / "checkpoint-1")

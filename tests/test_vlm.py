@@ -2,13 +2,17 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 import data
+import eval
+import fast_grpo
 import vlm
 
 
@@ -107,3 +111,96 @@ def test_greedy_ignores_the_checkpoints_sampling_settings(tiny_model_dir, datase
         torch.manual_seed(seed)
         texts.append(vlm.sample(model, processor, inputs, 10, 0.0, suppress, eos)["texts"])
     assert texts[0] == texts[1]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# A --model that cannot work: one line (what was asked, what went wrong, what to do), exit code 2, no traceback
+
+
+def one_line_error(capsys, main, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error: --model "), err
+    return err
+
+
+MAINS = {"fast_grpo.py": lambda argv: fast_grpo.main(argv + ["--max-steps", "1"]), "eval.py": lambda argv: eval.main(argv)}
+
+
+@pytest.mark.parametrize("script", sorted(MAINS))
+def test_a_hub_id_that_cannot_be_fetched_offline(script, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does; never touches the network
+    err = one_line_error(capsys, MAINS[script], ["--model", "nobody/no-such-model"])
+    assert "nobody/no-such-model: cannot load it from the hub" in err
+    assert "offline mode is on" in err and "`hf download nobody/no-such-model --local-dir DIR`" in err
+
+
+@pytest.mark.parametrize("script", sorted(MAINS))
+def test_a_folder_that_is_not_a_model(script, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a model")
+    err = one_line_error(capsys, MAINS[script], ["--model", str(tmp_path)])
+    assert "not a model folder (no config.json)" in err
+
+
+@pytest.mark.parametrize("script", sorted(MAINS))
+def test_an_unsupported_architecture(script, tmp_path, capsys):
+    from transformers import LlavaConfig
+
+    LlavaConfig().save_pretrained(tmp_path)  # a LLaVA checkpoint's config.json
+    err = one_line_error(capsys, MAINS[script], ["--model", str(tmp_path)])
+    assert "architecture 'llava' is not supported" in err and "qwen2_vl" in err
+
+
+def test_a_model_folder_without_weights(tiny_model_dir, tmp_path, capsys):
+    for name in os.listdir(tiny_model_dir):
+        if not name.endswith(".safetensors"):
+            shutil.copy(os.path.join(tiny_model_dir, name), tmp_path)
+    err = one_line_error(capsys, MAINS["fast_grpo.py"], ["--model", str(tmp_path)])
+    assert "no weights file" in err
+
+
+def test_corrupt_weights_give_one_line(tiny_model_dir, tmp_path, capsys):
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"not safetensors")
+    err = one_line_error(capsys, MAINS["eval.py"], ["--model", str(tmp_path / "model")])
+    assert "cannot load it" in err
+
+
+def test_hub_failures_say_what_went_wrong():
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    def raised_by_transformers(cause):  # transformers wraps the hub's error in an OSError
+        try:
+            try:
+                raise cause
+            except Exception as inner:
+                raise OSError("org/model is not a local folder and is not a valid model identifier") from inner
+        except OSError as outer:
+            return outer
+
+    def hub_error(kind):  # without an HTTP response: only the type matters here
+        error = kind.__new__(kind)
+        Exception.__init__(error, "404 Client Error")
+        return error
+
+    assert "no such model on the Hugging Face hub" in vlm.hub_failure(
+        "org/model", raised_by_transformers(hub_error(RepositoryNotFoundError)))
+    assert "gated model" in vlm.hub_failure("org/model", raised_by_transformers(hub_error(GatedRepoError)))
+    assert "hf download org/model" in vlm.hub_failure("org/model", OSError("Connection reset"))
+
+
+def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was contacted for a local folder")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr(huggingface_hub.file_download, "hf_hub_download", no_network)
+    assert vlm.check_model(tiny_model_dir) == "qwen2_vl"
+    vlm.load_processor(tiny_model_dir)
+    vlm.load_model(tiny_model_dir)
