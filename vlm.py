@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 from transformers.utils import is_torchvision_available
 
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -96,7 +96,7 @@ def check_model(name):
             raise ModelError(f"--model {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelError(f"--model {name}: architecture {model_type!r} is not supported (fast-grpo trains "
-                         f"{' and '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL or Qwen2.5-VL checkpoint")
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint")
     if local and not any(os.path.isfile(os.path.join(name, weights)) for weights in WEIGHT_FILES):
         raise ModelError(f"--model {name}: no weights file ({' / '.join(WEIGHT_FILES[::2])}); the folder is "
                          "incomplete: copy or download it again")
@@ -125,9 +125,11 @@ def build_processor(name, max_pixels):
             raise
         from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
         from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+        from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
 
         model_type = AutoConfig.from_pretrained(name, local_files_only=local).model_type
-        base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor}.get(model_type)
+        base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen3_vl": Qwen3VLProcessor}.get(
+            model_type)
         if base is None:
             raise
         processor = image_only_processor(base).from_pretrained(name, local_files_only=local)

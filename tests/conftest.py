@@ -41,10 +41,9 @@ def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("data"), answer="7")
 
 
-@pytest.fixture(scope="session")
-def warm_model_dir(tiny_model_dir, dataset, tmp_path_factory):
-    """The tiny model after 200 supervised steps on well-formed responses whose answer is right half the time
-    (for every prompt preset), so that GRPO's groups have rewards that differ."""
+def warm_up(model_dir, dataset, output_dir, steps=200):
+    """`model_dir` after `steps` supervised steps on well-formed responses whose answer is right half the time
+    (for every prompt preset), so that GRPO's groups have rewards that differ; saved to `output_dir`."""
     import data
     import fast_grpo
     import vlm
@@ -52,8 +51,8 @@ def warm_model_dir(tiny_model_dir, dataset, tmp_path_factory):
 
     torch.manual_seed(0)
     rng = random.Random(0)
-    processor = vlm.load_processor(tiny_model_dir)
-    model = vlm.load_model(tiny_model_dir)
+    processor = vlm.load_processor(model_dir)
+    model = vlm.load_model(model_dir)
     examples = data.load_examples(dataset)
     images = [data.load_image(e["image"]) for e in examples]
     forms = {"fast": "<think>{r}</think><answer>{a}</answer>", "thinking": "<think>{r}</think><answer>{a}</answer>",
@@ -69,8 +68,13 @@ def warm_model_dir(tiny_model_dir, dataset, tmp_path_factory):
             targets.append(forms[prompt].format(r="so" * rng.randint(0, 3), a=answer))
         return prompts, batch_images, targets
 
-    warm_start.supervised_finetune(model, processor, make_batch, steps=200, lr=5e-3)
-    folder = str(tmp_path_factory.mktemp("warm-qwen2-vl"))
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    warm_start.supervised_finetune(model, processor, make_batch, steps=steps, lr=5e-3)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def warm_model_dir(tiny_model_dir, dataset, tmp_path_factory):
+    """The tiny Qwen2-VL after 200 supervised steps (warm_up)."""
+    return warm_up(tiny_model_dir, dataset, str(tmp_path_factory.mktemp("warm-qwen2-vl")))
