@@ -131,15 +131,16 @@ def glcm_entropy(image) -> float:
 def image_complexity(image, classifier=None) -> float:
     """H_img = GLCM entropy + entropy of classifier(image) probabilities, both in bits.
 
-    `classifier` is any callable returning class probabilities (renormalised here if they do not sum
-    to 1). Without one, H_img is the GLCM part alone; callers should log that once and cache H_img per
-    image, since it does not change during training.
+    `classifier` is any callable returning class probabilities, or the probabilities themselves (computed
+    for a batch beforehand: vlm.class_probabilities); they are renormalised here if they do not sum to 1.
+    Without one, H_img is the GLCM part alone; callers should log that once and cache H_img per image,
+    since it does not change during training.
     """
     # Eq. 2: H_img = H_glcm (texture) + H_sem (semantic uncertainty of a classifier).
     h = glcm_entropy(image)
     if classifier is None:
         return h
-    p = np.asarray(classifier(image), dtype=np.float64).ravel()
+    p = np.asarray(classifier(image) if callable(classifier) else classifier, dtype=np.float64).ravel()
     if p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
         raise ValueError("classifier must return finite, non-negative probabilities with a positive sum")
     return h + float(_entropy_bits(p / p.sum()))

@@ -67,6 +67,9 @@ class Args:
     max_pixels: int = arg(None, "resize images to at most this many pixels (default: demo the processor's, "
                           "otherwise 1003520 = 1280 image tokens)")
     skip_bad_examples: bool = arg(False, "skip unusable data lines and report them, instead of stopping", boolean=True)
+    complexity_model: str = arg(None, "image classifier folder or hub id (the paper: a ViT, for example "
+                                "google/vit-base-patch16-224) whose prediction entropy Eq. 2 adds to the GLCM entropy "
+                                "(default: GLCM entropy alone)")
     # optimisation
     max_steps: int = arg(None, f"training steps, one batch of questions each (default: demo {DEMO_DEFAULTS['max_steps']}, "
                          "otherwise 500)")
@@ -447,9 +450,11 @@ def train(args):
     eos_ids = vlm.eos_token_ids(policy, processor)
     instruction = PROMPTS[preset["prompt"]]
     complexity_cache = {}  # example index -> H_img; it does not change during training
+    classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
     max_pixels = vlm.max_image_pixels(processor)  # a larger image is shrunk as it is decoded
     print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}; "
-          f"image complexity = GLCM entropy only (no classifier)")
+          "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
+                                   if classifier else "GLCM entropy only (no --complexity-model)"))
 
     start_step = 0
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
@@ -492,9 +497,11 @@ def train(args):
             correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
             # --- difficulty, filter, thinking reward, KL coefficients
-            for index, image in zip(indices, images):
-                if index not in complexity_cache:
-                    complexity_cache[index] = difficulty.image_complexity(image)  # Eq. 2
+            new = [(index, image) for index, image in zip(indices, images) if index not in complexity_cache]
+            new_images = [image for _, image in new]  # the classifier sees them as one batch, once each
+            semantic = vlm.class_probabilities(classifier, new_images) if classifier and new else [None] * len(new)
+            for (index, image), probabilities in zip(new, semantic):
+                complexity_cache[index] = difficulty.image_complexity(image, probabilities)  # Eq. 2
             complexity = np.array([complexity_cache[index] for index in indices])
             shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
             keep = shaped["keep"]

@@ -159,6 +159,21 @@ def build_tiny_model(output_dir, seed=0, corpus=None, vocab_size=400, max_pixels
     return output_dir
 
 
+def build_tiny_vit(output_dir, seed=0, num_labels=10):
+    """A tiny random ViT image classifier (the kind Eq. 2's semantic entropy uses) with its image processor,
+    saved with save_pretrained: 32x32 input, patch 8, one layer."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, num_labels=num_labels)
+    ViTForImageClassification(config).save_pretrained(output_dir)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(output_dir)
+    return output_dir
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")

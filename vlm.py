@@ -7,6 +7,7 @@ itself (tiny_model.py): same classes, same processor, same chat template.
 import json
 import os
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
@@ -103,12 +104,39 @@ def check_model(name):
     return model_type
 
 
-def loading(name, load):
-    """load() with any failure of a checked --model turned into a one-line ModelError."""
+def loading(name, load, flag="--model"):
+    """load() with any failure turned into a one-line ModelError (for a hub id: why the hub failed)."""
     try:
         return load()
     except (OSError, ValueError, RuntimeError, ImportError, SafetensorError) as error:  # corrupt or incompatible files
-        raise ModelError(f"--model {name}: cannot load it ({type(error).__name__}: {first_line(error)})") from None
+        if not os.path.isdir(name) and isinstance(error, OSError):
+            raise ModelError(f"{flag} {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
+        raise ModelError(f"{flag} {name}: cannot load it ({type(error).__name__}: {first_line(error)})") from None
+
+
+def load_image_classifier(name, device="cpu"):
+    """Eq. 2's classifier (the paper uses a ViT, e.g. google/vit-base-patch16-224): (model, image processor),
+    loaded with AutoModelForImageClassification and AutoImageProcessor, in eval mode on `device`."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    local = os.path.isdir(name)
+    if local and not os.path.isfile(os.path.join(name, "config.json")):
+        raise ModelError(f"--complexity-model {name}: not a model folder (no config.json)")
+    return loading(name, lambda: (
+        AutoModelForImageClassification.from_pretrained(name, local_files_only=local).to(device).eval(),
+        AutoImageProcessor.from_pretrained(name, local_files_only=local)), flag="--complexity-model")
+
+
+@torch.no_grad()
+def class_probabilities(classifier, images, batch_size=32):
+    """Softmax of the classifier's logits for each image, batched: (len(images), classes) float64 numpy."""
+    model, image_processor = classifier
+    probabilities = []
+    for start in range(0, len(images), batch_size):
+        pixels = image_processor(images=images[start:start + batch_size], return_tensors="pt")["pixel_values"]
+        logits = model(pixel_values=pixels.to(model.device, model.dtype)).logits
+        probabilities.append(logits.double().softmax(-1).cpu().numpy())
+    return np.concatenate(probabilities)
 
 
 def load_processor(name, max_pixels=None):

@@ -204,3 +204,59 @@ def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
     assert vlm.check_model(tiny_model_dir) == "qwen2_vl"
     vlm.load_processor(tiny_model_dir)
     vlm.load_model(tiny_model_dir)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Eq. 2 in full: GLCM entropy + the entropy of an image classifier's prediction
+
+
+@pytest.fixture(scope="module")
+def vit_dir(tmp_path_factory):
+    import tiny_model
+
+    return tiny_model.build_tiny_vit(str(tmp_path_factory.mktemp("tiny-vit")), seed=0)
+
+
+def test_the_semantic_term_is_the_entropy_of_the_classifiers_softmax(vit_dir):
+    import difficulty
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    images = [Image.new("RGB", (50, 40), "red"), Image.fromarray(np.random.default_rng(0).integers(
+        0, 255, (60, 90, 3), dtype=np.uint8))]
+    probabilities = vlm.class_probabilities(vlm.load_image_classifier(vit_dir), images, batch_size=1)
+    with torch.no_grad():  # by hand: the classifier's logits, softmax, entropy in bits
+        pixels = AutoImageProcessor.from_pretrained(vit_dir)(images=images, return_tensors="pt")["pixel_values"]
+        logits = AutoModelForImageClassification.from_pretrained(vit_dir)(pixel_values=pixels).logits.double().numpy()
+    for image, row, p in zip(images, logits, probabilities):
+        softmax = np.exp(row - row.max()) / np.exp(row - row.max()).sum()
+        assert np.allclose(p, softmax, atol=1e-6)
+        semantic = -(softmax * np.log2(softmax)).sum()
+        assert difficulty.image_complexity(image, p) == pytest.approx(difficulty.glcm_entropy(image) + semantic,
+                                                                       abs=1e-6)
+
+
+def test_the_classifier_orders_images_whose_texture_ties(vit_dir):
+    import difficulty
+
+    flat = [Image.new("RGB", (64, 64), colour) for colour in ("red", "blue", "white")]  # GLCM entropy 0 each
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    images, pass_rate = flat + [noise], np.full(4, 0.5)
+    probabilities = vlm.class_probabilities(vlm.load_image_classifier(vit_dir), images)
+    semantic = [-(p * np.log2(p)).sum() for p in probabilities]
+    assert len(set(np.round(semantic[:3], 9))) == 3  # the classifier tells the flat images apart
+    texture_only = difficulty.combined_difficulty(pass_rate, [difficulty.image_complexity(i) for i in images])
+    assert texture_only[0] == texture_only[1] == texture_only[2] < texture_only[3]  # a three-way tie
+    full = difficulty.combined_difficulty(pass_rate, [difficulty.image_complexity(i, p)
+                                                      for i, p in zip(images, probabilities)])
+    assert list(np.argsort(full[:3])) == list(np.argsort(semantic[:3]))  # the tie is broken by semantic entropy
+
+
+def test_training_with_a_complexity_model(warm_model_dir, dataset, vit_dir, tmp_path, capsys):
+    fast_grpo.main(["--model", warm_model_dir, "--data", dataset, "--output-dir", str(tmp_path), "--max-steps", "1",
+                    "--batch-size", "4", "--group-size", "2", "--max-new-tokens", "8", "--complexity-model", vit_dir])
+    assert f"GLCM entropy + entropy of {vit_dir}'s prediction (Eq. 2)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        fast_grpo.main(["--model", warm_model_dir, "--data", dataset, "--output-dir", str(tmp_path / "b"),
+                        "--complexity-model", str(tmp_path)])  # a run folder, not a classifier
+    assert exit_info.value.code == 2
+    assert "error: --complexity-model" in capsys.readouterr().err
