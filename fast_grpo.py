@@ -11,7 +11,6 @@ One training step (paper Algorithm 1):
 """
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
@@ -28,8 +27,10 @@ from tqdm import tqdm
 import checkpoints
 import data
 import difficulty
+import distributed
 import logs
 import rewards
+import stopping
 import vlm
 
 # ----------------------------------------------------------------------------------------------------------
@@ -178,6 +179,8 @@ def check_args(args, parser):
         (not os.path.isdir(args.model) and not looks_like_hub_id(args.model), f"--model: no such folder: {args.model}"),
         (args.group_size < 2, "--group-size must be at least 2 (advantages compare responses within a group)"),
         (args.batch_size < 1, "--batch-size must be at least 1"),
+        (args.batch_size % int(os.environ.get("WORLD_SIZE", "1")), "--batch-size must be a multiple of the number "
+         "of torchrun processes (each samples an equal share of the questions)"),
         (not 0 <= args.hard_percentile <= 100, "--hard-percentile must be within 0..100"),
         (args.beta_min > args.beta_max, "--beta-min must not exceed --beta-max"),
         (args.updates_per_batch < 1, "--updates-per-batch must be at least 1"),
@@ -287,25 +290,31 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, args):
 # The policy update: mu optimizer steps on the clipped objective
 
 
-def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_coef, args, suppress_ids):
+def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_coef, args, suppress_ids,
+                  batch_totals=None):
     """`args.updates_per_batch` optimizer steps on the rows of `inputs`/`rollout`; returns mean statistics.
 
     Rows go through the model `args.micro_batch_size` at a time; each micro-batch's loss is weighted by its
     share of the batch (rows for "seq", tokens for "token"), so the gradient is that of the whole batch.
+    Under torchrun the batch is every process's kept rows (`batch_totals`: their number and their response
+    tokens), `policy` is wrapped in DistributedDataParallel, and the statistics are summed over processes.
     """
-    num_rows = len(advantages)
+    num_rows, total_tokens = batch_totals or (len(advantages), float(rollout["response_mask"].sum()))
+    total_tokens = max(total_tokens, 1.0)
+    processes = distributed.world_size()  # DDP averages the processes' gradients: each share is of the whole batch
+    device = next(policy.parameters()).device
     size = args.micro_batch_size
-    chunks = [list(range(i, min(i + size, num_rows))) for i in range(0, num_rows, size)]
-    total_tokens = rollout["response_mask"].sum().clamp(min=1)
+    chunks = [list(range(i, min(i + size, len(advantages)))) for i in range(0, len(advantages), size)]
 
     def micro_batch(chunk):
         mask = rollout["response_mask"][chunk]
-        width = int(mask.sum(1).max())  # the mask is a prefix: no row needs columns past its longest
+        width = max(1, int(mask.sum(1).max()))  # the mask is a prefix: no row needs columns past its longest
         return vlm.take_rows(inputs, chunk), rollout["completion_ids"][chunk][:, :width], mask[:, :width]
 
     def logprobs(model, chunk, work="the update's forward pass"):
         rows, completion_ids, mask = micro_batch(chunk)
-        with naming_out_of_memory(work, len(chunk), rows["input_ids"].shape[1] + completion_ids.shape[1], update > 0):
+        tokens = rows["input_ids"].shape[1] + completion_ids.shape[1]
+        with stopping.naming_out_of_memory(work, len(chunk), tokens, weights_changed=update > 0):
             return vlm.token_logprobs(model, rows, completion_ids, mask, args.temperature, suppress_ids)
 
     update = 0  # which of the mu updates runs: an out-of-memory error in a later one finds the weights changed
@@ -320,97 +329,37 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
         optimizer.zero_grad(set_to_none=True)
         loss_sum, kl_sum, clipped = 0.0, 0.0, 0.0
         for i, chunk in enumerate(chunks):
-            _, _, mask = micro_batch(chunk)
-            mask = mask.to(policy.device)
-            logp = logprobs(policy, chunk)
-            old = old_logp[i] if old_logp is not None else logp.detach()
-            adv = advantages[chunk].to(policy.device)
-            beta = kl_coef[chunk].to(policy.device)
-            loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, args.eps_low, args.eps_high, args.aggregation)
-            share = len(chunk) / num_rows if args.aggregation == "seq" else mask.sum() / total_tokens
-            with naming_out_of_memory("the update's backward pass", len(chunk), mask.shape[1], update > 0):
-                (loss * share).backward()
+            with distributed.syncing(policy, last=i == len(chunks) - 1):  # forward and backward in the context
+                _, _, mask = micro_batch(chunk)
+                mask = mask.to(device)
+                logp = logprobs(policy, chunk)
+                old = old_logp[i] if old_logp is not None else logp.detach()
+                adv, beta = advantages[chunk].to(device), kl_coef[chunk].to(device)
+                loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, args.eps_low, args.eps_high,
+                                 args.aggregation)
+                share = processes * (len(chunk) / num_rows if args.aggregation == "seq" else mask.sum() / total_tokens)
+                with stopping.naming_out_of_memory("the update's backward pass", len(chunk), mask.shape[1],
+                                                   update > 0):
+                    (loss * share).backward()
             with torch.no_grad():
-                loss_sum += float(loss * share)
+                loss_sum += float(loss * share) / processes
                 kl_sum += float(torch.where(mask, k3_kl(logp, ref_logp[i]), 0.0).sum())
                 ratio = torch.exp(logp - old)
                 clipped += float((((ratio < 1 - args.eps_low) | (ratio > 1 + args.eps_high)) & mask).sum())
+        loss_sum, kl_sum, clipped = (distributed.total(x) for x in (loss_sum, kl_sum, clipped))
         params = [p for p in policy.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm))
         if math.isfinite(loss_sum) and math.isfinite(grad_norm):
-            with naming_out_of_memory("the optimizer step", num_rows, 0, weights_changed=True):
+            with stopping.naming_out_of_memory("the optimizer step", num_rows, 0, weights_changed=True):
                 optimizer.step()
         else:  # a non-finite loss or gradient would poison the weights: skip this step
             stats["skipped_updates"] += 1
         optimizer.zero_grad(set_to_none=True)
         stats["loss"] += loss_sum / args.updates_per_batch
         stats["grad_norm"] += grad_norm / args.updates_per_batch
-        stats["kl"] += kl_sum / float(total_tokens) / args.updates_per_batch
-        stats["clip_fraction"] += clipped / float(total_tokens) / args.updates_per_batch
+        stats["kl"] += kl_sum / total_tokens / args.updates_per_batch
+        stats["clip_fraction"] += clipped / total_tokens / args.updates_per_batch
     return stats
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Logging and stopping
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (repeated non-finite updates, out of memory); the message says why and where the
-    weights are."""
-
-
-class OutOfMemory(RuntimeError):
-    """torch.OutOfMemoryError, with the work that ran out of memory and whether this step already changed weights."""
-
-    def __init__(self, message, weights_changed):
-        super().__init__(message)
-        self.weights_changed = weights_changed
-
-
-@contextlib.contextmanager
-def naming_out_of_memory(work, rows, tokens, weights_changed=False):
-    """An out-of-memory error inside becomes an OutOfMemory that names the work and the size of its batch."""
-    try:
-        yield
-    except torch.OutOfMemoryError:
-        raise OutOfMemory(f"{work}, a micro-batch of {rows} rows" + (f" x {tokens} tokens" if tokens else ""),
-                          weights_changed) from None
-
-
-def stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args):
-    """Save the last completed step (unless this step already changed the weights) and stop with one line."""
-    work, weights_changed = out_of_memory
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    last = os.path.join(args.output_dir, f"checkpoint-{step}")
-    if weights_changed:
-        saved = "this step had already changed the weights, so nothing was saved (the last checkpoint stays)"
-    elif step == 0:
-        saved = "no step had completed, nothing to save"
-    elif step == start_step or os.path.isdir(last):
-        saved = f"step {step} is in {last}: continue with --resume auto"
-    else:
-        checkpoints.save_checkpoint(args.output_dir, step, policy, processor, optimizer, args, rng=step_rng)
-        saved = f"saved step {step} in {last}: continue with --resume auto"
-    raise TrainingError(f"out of memory at step {step + 1} in {work}; {saved}. To use less memory: --micro-batch-size "
-                        f"(now {args.micro_batch_size}), --gradient-checkpointing, --freeze-vision, --max-pixels, "
-                        f"--max-new-tokens (now {args.max_new_tokens})")
-
-
-def catch_stop_signals():
-    """Ctrl-C (SIGINT) or SIGTERM no longer kills the run mid-step: the step finishes, a checkpoint is written,
-    and the run ends cleanly. A second signal stops at once. Returns a list that names the signal once set."""
-    received = []
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signal.Signals(signum).name)
-        tqdm.write(f"{received[0]} received: finishing this step and saving a checkpoint (again to stop at once)")
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-    return received
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -418,10 +367,11 @@ def catch_stop_signals():
 
 
 def train(args):
+    device = distributed.setup(vlm.pick_device(args.device))  # under torchrun: this process's GPU (or CPU)
+    main_process = distributed.rank() == 0  # the one that prints, logs and saves
     random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = vlm.pick_device(args.device)
+    np.random.seed(args.seed)  # the same on every process: the curriculum's draws are shared
+    torch.manual_seed(args.seed + distributed.rank())  # different samples on each process
     dtype = vlm.pick_dtype(args.dtype, device)
     preset = METHODS[args.method]
     os.makedirs(args.output_dir, exist_ok=True)
@@ -452,38 +402,44 @@ def train(args):
     complexity_cache = {}  # example index -> H_img; it does not change during training
     classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
     max_pixels = vlm.max_image_pixels(processor)  # a larger image is shrunk as it is decoded
-    print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}; "
-          "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
-                                   if classifier else "GLCM entropy only (no --complexity-model)"))
+    if main_process:
+        print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}"
+              + (f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "") + "; "
+              "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
+                                       if classifier else "GLCM entropy only (no --complexity-model)"))
 
     start_step = 0
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
     samples_path = os.path.join(args.output_dir, "samples.jsonl")
     if checkpoint:
         optimizer.load_state_dict(state["optimizer"])
-        checkpoints.set_rng_states(state["rng"])
+        rng = state["rng"]  # one state per process under torchrun
+        checkpoints.set_rng_states(rng[distributed.rank()] if isinstance(rng, list) else rng)
         start_step = state["step"]
-        logs.keep_steps_until(metrics_path, start_step)
-        logs.keep_steps_until(samples_path, start_step)
-        print(f"resumed from {checkpoint} at step {start_step}")
-    else:
+        if main_process:
+            logs.keep_steps_until(metrics_path, start_step)
+            logs.keep_steps_until(samples_path, start_step)
+            print(f"resumed from {checkpoint} at step {start_step}")
+    elif main_process:
         for path in (metrics_path, samples_path):
             open(path, "w").close()
+    trainer = distributed.wrap(policy)  # DistributedDataParallel for the update under torchrun, else the policy
 
-    stop_signal, bad_streak, out_of_memory = catch_stop_signals(), 0, None
-    bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO")
+    stop_signal, bad_streak, out_of_memory = stopping.catch_stop_signals(), 0, None
+    bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO",
+               disable=not main_process)
     try:
         for step in bar:
             started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
             # --- sample G responses per question
-            indices = data.batch_indices(len(examples), args.batch_size, step, args.seed)
+            indices = distributed.my_share(data.batch_indices(len(examples), args.batch_size, step, args.seed))
             batch = [examples[i] for i in indices]
             images = [data.load_image(example["image"], max_pixels) for example in batch]
             prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
             group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
             inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
             width = inputs["input_ids"].shape[1] + args.max_new_tokens
-            with autocast, naming_out_of_memory("sampling", len(group_rows), width):
+            with autocast, stopping.naming_out_of_memory("sampling", len(group_rows), width):
                 rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
                                      eos_ids)
 
@@ -503,43 +459,63 @@ def train(args):
             for (index, image), probabilities in zip(new, semantic):
                 complexity_cache[index] = difficulty.image_complexity(image, probabilities)  # Eq. 2
             complexity = np.array([complexity_cache[index] for index in indices])
+            # under torchrun: the whole batch's groups, on every process (one process: these arrays as they are)
+            mine = slice(distributed.rank() * len(batch), (distributed.rank() + 1) * len(batch))
+            correct, fmt, lengths, complexity, token_lengths, truncated, levels = (distributed.gather(x) for x in (
+                correct, fmt, lengths, complexity, token_lengths.reshape(grid), rollout["truncated"].numpy(),
+                [example.get("level") for example in batch]))
             shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
-            keep = shaped["keep"]
+            keep = shaped["keep"][mine]
 
             # --- advantages and update, on the kept groups only
             stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
-            if keep.any():
-                advantages = group_advantages(shaped["reward"][keep]).flatten()
+            if shaped["keep"].any():
                 kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
                 kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
-                kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][keep], args.group_size), dtype=torch.float32)
+                kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][keep], args.group_size),
+                                          dtype=torch.float32)
+                batch_totals = (distributed.total(len(kept_rows)),  # rows and tokens of every process's kept groups
+                                distributed.total(kept_rollout["response_mask"].sum()))
+                if keep.any():
+                    advantages = group_advantages(shaped["reward"][mine][keep]).flatten()
+                else:  # DDP needs a backward pass from every process: one group that teaches nothing
+                    kept_rows = np.arange(args.group_size)
+                    kept_rollout = dict(completion_ids=rollout["completion_ids"][kept_rows],
+                                        response_mask=torch.zeros_like(rollout["response_mask"][kept_rows]))
+                    advantages, kl_coef = torch.zeros(args.group_size), torch.zeros(args.group_size)
                 with autocast:
-                    stats = policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows),
-                                          kept_rollout, advantages, kl_coef, args, suppress_ids)
+                    stats = policy_update(trainer, reference, optimizer, vlm.take_rows(inputs, kept_rows),
+                                          kept_rollout, advantages, kl_coef, args, suppress_ids, batch_totals)
 
             # --- log, save, and stop if asked to or if the numbers went bad
-            metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths.reshape(grid), rollout, stats,
-                                        started, [example.get("level") for example in batch])
-            logs.write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
-            bar.set_postfix_str(logs.live_view(metrics))
-            if args.log_every and (step + 1) % args.log_every == 0:
-                tqdm.write(logs.compact_line(metrics))
-            if keep.any():  # a step with nothing to update neither breaks nor extends a run of bad updates
+            metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, started, levels)
+            if main_process:
+                logs.write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
+                bar.set_postfix_str(logs.live_view(metrics))
+                if args.log_every and (step + 1) % args.log_every == 0:
+                    tqdm.write(logs.compact_line(metrics))
+            if shaped["keep"].any():  # a step with nothing to update neither breaks nor extends a run of bad updates
                 bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
-            stop = bool(stop_signal)  # read once: a signal arriving below must not find `path` unset
+            stop = distributed.any_process(stop_signal)  # read once: a later signal must not find `path` unset
             if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
-                path = checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args)
+                rng = distributed.gather([checkpoints.rng_states()])  # every process's, for an exact resume
+                path = os.path.join(args.output_dir, f"checkpoint-{step + 1}")
+                if main_process:
+                    checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args,
+                                                rng=rng if len(rng) > 1 else rng[0])
+                distributed.barrier()
             if bad_streak >= 3:
-                raise TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step {step + 1}); "
-                                    f"stopped. The last good weights are in {path}")
+                raise stopping.TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step "
+                                             f"{step + 1}); stopped. The last good weights are in {path}")
             if stop:
-                tqdm.write(f"{stop_signal[0]}: stopped after step {step + 1}; resume with --resume {path}")
+                tqdm.write(f"{(stop_signal or ['a signal'])[0]}: stopped after step {step + 1}; resume with "
+                           f"--resume {path}")
                 return policy
-    except OutOfMemory as error:  # what the error holds (activations) is freed when this block ends
+    except stopping.OutOfMemory as error:  # what the error holds (activations) is freed when this block ends
         out_of_memory = (str(error), error.weights_changed)
     if out_of_memory:
-        stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args)
-    if args.data == "synthetic" and args.compare_at_end:
+        stopping.stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args)
+    if args.data == "synthetic" and args.compare_at_end and main_process:
         import eval as evaluation  # eval.py imports this module: import it late
 
         evaluation.before_and_after(reference, policy, processor, args.model, args.method, args.max_new_tokens,
@@ -555,12 +531,13 @@ def main(argv=None):
     except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except (TrainingError, checkpoints.CheckpointError) as error:
+    except (stopping.TrainingError, checkpoints.CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     finally:
         for signum, handler in handlers.items():  # train() catches them; give them back
             signal.signal(signum, handler)
+        distributed.cleanup()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
-def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, started, levels):
+def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, started, levels):
     """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
     tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
     keep, hard = shaped["keep"], shaped["hard"]
@@ -66,7 +66,7 @@ def step_metrics(step, shaped, correct, fmt, token_lengths, rollout, stats, star
         tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
         tokens_by_level=by_level or None,
         fraction_hard=float(hard[keep].mean()) if keep.any() else 0.0,
-        fraction_kept=float(keep.mean()), fraction_truncated=float(rollout["truncated"].float().mean()),
+        fraction_kept=float(keep.mean()), fraction_truncated=float(np.mean(truncated)),
         kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
         update_skipped=None if keep.any() else "every group filtered out", **stats,
         seconds=round(time.time() - started, 3),

@@ -273,7 +273,7 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     Same distribution as `sample`: logits / temperature, vision tokens masked out. Prompt rows are
     left-padded, so all completions start at the same column and one slice serves every row.
     """
-    device = model.device
+    device = next(model.parameters()).device  # also when model is wrapped in DistributedDataParallel
     num_tokens = completion_ids.shape[1]
     attention_mask = torch.cat([inputs["attention_mask"], response_mask.long()], dim=1)
     mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)

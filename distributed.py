@@ -1,0 +1,96 @@
+"""Several processes (one per GPU) with torchrun, data-parallel the way nanoGPT does it.
+
+    torchrun --nproc_per_node 4 fast_grpo.py --model Qwen/Qwen2-VL-2B-Instruct --data train.jsonl
+
+Each process samples G responses for its share of the step's questions. What the method defines over the whole
+batch (the curriculum's filter, theta = the 80th percentile of S_d, L_avg, the rank-normalised image complexity,
+the logged metrics) is computed on every process from all processes' groups, gathered, so N processes run the
+same method as one. DistributedDataParallel averages the gradients, so every process takes the same optimizer
+step and the weights stay identical. Process 0 alone writes logs and checkpoints.
+
+Started without torchrun (no WORLD_SIZE in the environment), every function here does nothing.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def setup(device):
+    """Join torchrun's process group: NCCL with one GPU per process, or gloo on CPU. Returns the device to use."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def active():
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank():
+    return dist.get_rank() if active() else 0
+
+
+def world_size():
+    return dist.get_world_size() if active() else 1
+
+
+def my_share(items):
+    """This process's contiguous share of a step's questions (the batch size is a multiple of the process count)."""
+    per_process = len(items) // world_size()
+    return items[rank() * per_process:(rank() + 1) * per_process]
+
+
+def gather(array):
+    """Every process's rows of `array`, concatenated in process order: the whole batch, on every process."""
+    if not active():
+        return array
+    parts = [None] * world_size()
+    dist.all_gather_object(parts, array)
+    return np.concatenate(parts) if isinstance(array, np.ndarray) else [item for part in parts for item in part]
+
+
+def total(value):
+    """The sum of a number over all processes."""
+    if not active():
+        return float(value)
+    tensor = torch.tensor(float(value), dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor)
+
+
+def any_process(flag):
+    """True on every process if it is true on any (so that all of them stop, or save, together)."""
+    return total(bool(flag)) > 0 if active() else bool(flag)
+
+
+def wrap(model):
+    """The model as DistributedDataParallel sees it for the update (forward and backward); the model itself when
+    there is one process. Sampling, log-probs of the reference and saving use the unwrapped model."""
+    if not active():
+        return model
+    device_ids = [model.device.index] if model.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def syncing(model, last):
+    """Gradients are averaged once per optimizer step, on the last micro-batch's backward pass."""
+    return contextlib.nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+
+
+def barrier():
+    if active():
+        dist.barrier()
+
+
+def cleanup():
+    if active():
+        dist.destroy_process_group()

@@ -1,0 +1,71 @@
+"""How a training run stops: on Ctrl-C or SIGTERM after finishing the step, on out-of-memory after saving the last
+completed step, on repeated non-finite updates; each time with one line that says what to do next."""
+
+import contextlib
+import os
+import signal
+
+import torch
+from tqdm import tqdm
+
+import checkpoints
+
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (repeated non-finite updates, out of memory); the message says why and where the
+    weights are."""
+
+
+class OutOfMemory(RuntimeError):
+    """torch.OutOfMemoryError, with the work that ran out of memory and whether this step already changed weights."""
+
+    def __init__(self, message, weights_changed):
+        super().__init__(message)
+        self.weights_changed = weights_changed
+
+
+@contextlib.contextmanager
+def naming_out_of_memory(work, rows, tokens, weights_changed=False):
+    """An out-of-memory error inside becomes an OutOfMemory that names the work and the size of its batch."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise OutOfMemory(f"{work}, a micro-batch of {rows} rows" + (f" x {tokens} tokens" if tokens else ""),
+                          weights_changed) from None
+
+
+def stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args):
+    """Save the last completed step (unless this step already changed the weights) and stop with one line."""
+    work, weights_changed = out_of_memory
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    last = os.path.join(args.output_dir, f"checkpoint-{step}")
+    if weights_changed:
+        saved = "this step had already changed the weights, so nothing was saved (the last checkpoint stays)"
+    elif step == 0:
+        saved = "no step had completed, nothing to save"
+    elif step == start_step or os.path.isdir(last):
+        saved = f"step {step} is in {last}: continue with --resume auto"
+    else:
+        checkpoints.save_checkpoint(args.output_dir, step, policy, processor, optimizer, args, rng=step_rng)
+        saved = f"saved step {step} in {last}: continue with --resume auto"
+    raise TrainingError(f"out of memory at step {step + 1} in {work}; {saved}. To use less memory: --micro-batch-size "
+                        f"(now {args.micro_batch_size}), --gradient-checkpointing, --freeze-vision, --max-pixels, "
+                        f"--max-new-tokens (now {args.max_new_tokens})")
+
+
+def catch_stop_signals():
+    """Ctrl-C (SIGINT) or SIGTERM no longer kills the run mid-step: the step finishes, a checkpoint is written,
+    and the run ends cleanly. A second signal stops at once. Returns a list that names the signal once set."""
+    received = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        tqdm.write(f"{received[0]} received: finishing this step and saving a checkpoint (again to stop at once)")
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return received
