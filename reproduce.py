@@ -57,6 +57,59 @@ def mean_and_spread(results):
             for decoding in ("greedy", "sampled")}
 
 
+def target_checks(configs, decoding):
+    """The issue's targets for the reproduction (seed means; `configs` as write_report's), one markdown row each:
+    what, the numbers, met or missed. A config that has no runs yet is left out."""
+    def row(config, level, key="tokens_mean"):
+        return configs[config][1][decoding][level][key][0]
+
+    rows = []
+
+    def check(what, numbers, met):
+        rows.append(f"| {what} | {numbers} | {'met' if met else '**missed**'} |")
+
+    if {"fast", "grpo"} <= set(configs):
+        ratio = row("fast", "all") / row("grpo", "all")
+        check("FAST mean tokens at most 0.7x GRPO's", f"{row('fast', 'all'):.1f} / {row('grpo', 'all'):.1f} = "
+              f"{ratio:.2f}x", ratio <= 0.7)
+        ratio = row("fast", "easy") / row("grpo", "easy")
+        check("... at most 0.5x on easy items", f"{row('fast', 'easy'):.1f} / {row('grpo', 'easy'):.1f} = "
+              f"{ratio:.2f}x", ratio <= 0.5)
+        gaps = {level: 100 * (row("fast", level, "accuracy") - row("grpo", level, "accuracy"))
+                for level in ("easy", "medium", "hard")}
+        check("FAST accuracy within 1 point of GRPO's on every level",
+              ", ".join(f"{level} {gap:+.1f}" for level, gap in gaps.items()), all(abs(g) <= 1 for g in gaps.values()))
+        ratio = row("fast", "hard") / row("fast", "easy")
+        check("FAST hard-item responses at least 2x easy-item ones", f"{row('fast', 'hard'):.1f} / "
+              f"{row('fast', 'easy'):.1f} = {ratio:.1f}x", ratio >= 2)
+    if "grpo" in configs and "start (grpo prompt)" in configs:
+        check("GRPO longer than the start model", f"{row('grpo', 'all'):.1f} against "
+              f"{row('start (grpo prompt)', 'all'):.1f}", row("grpo", "all") > row("start (grpo prompt)", "all"))
+    trained = [c for c in configs if not c.startswith("start")]
+    if "no-thinking" in trained:
+        others = min(row(c, "all") for c in trained if c != "no-thinking")
+        check("No-Thinking: the shortest responses", f"{row('no-thinking', 'all'):.1f} against at least "
+              f"{others:.1f}", row("no-thinking", "all") < others)
+    paper = [("fast-no-length-reward", "longer than FAST (the thinking reward cut length 42%)", "tokens_mean", 1),
+             ("fast-no-dynamic-kl", "less accurate than FAST (difficulty-aware KL: +1.8)", "accuracy", -1)]
+    if fast_grpo.DEMO_DEFAULTS["curriculum"] == "none":  # the demo's FAST has no curriculum: adding one should help
+        paper += [(f"fast-curriculum-{c}", "more accurate than FAST without it (Slow-to-Fast helps everywhere)",
+                   "accuracy", 1) for c in OTHER_CURRICULA]
+    for config, direction, key, sign in paper:
+        if config in configs and "fast" in configs:
+            scale = 100 if key == "accuracy" else 1
+            ablated, fast = scale * row(config, "all", key), scale * row("fast", "all", key)
+            check(f"`{config}` {direction}", f"{ablated:.1f} against {fast:.1f}", sign * (ablated - fast) > 0)
+    binary, continuous = "fast-curriculum-slow-to-fast", "fast-curriculum-continuous"
+    if {binary, continuous} <= set(configs):
+        accuracy = [100 * row(c, "all", "accuracy") for c in (continuous, binary)]
+        tokens = [row(c, "all") for c in (continuous, binary)]
+        check("continuous curriculum: slightly more accurate and longer than binary (appendix I: +26% tokens)",
+              f"accuracy {accuracy[0]:.1f} against {accuracy[1]:.1f}, tokens {tokens[0]:.1f} against {tokens[1]:.1f}",
+              accuracy[0] >= accuracy[1] and tokens[0] > tokens[1])
+    return ["| target | seed means | |", "|---|---|---|", *rows]
+
+
 def write_report(output_dir, configs, started):
     steps = fast_grpo.DEMO_DEFAULTS
     lines = ["# Toy-scale reproduction: results", "",
@@ -75,7 +128,8 @@ def write_report(output_dir, configs, started):
                      f"{row['tokens_mean'][0]:.1f} ± {row['tokens_mean'][1]:.1f}"
                      for row in (table[decoding][level] for level in ("easy", "medium", "hard", "all"))]
             lines.append(f"| {config} | {seeds} | " + " | ".join(cells) + " |")
-        lines += ["", f"![accuracy against tokens, {decoding}]({decoding}/accuracy_vs_tokens.png)", ""]
+        lines += ["", f"Targets ({decoding}):", "", *target_checks(configs, decoding), "",
+                  f"![accuracy against tokens, {decoding}]({decoding}/accuracy_vs_tokens.png)", ""]
     with open(os.path.join(output_dir, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
 

@@ -67,3 +67,29 @@ def test_report_only_reports_a_partial_study(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["reproduce.py", "--output-dir", str(tmp_path), "--report-only"])
     reproduce.main()
     assert "| fast | 1 | 80.0 ± 0.0 / 40.0 ± 0.0 |" in open(tmp_path / "RESULTS.md").read()
+
+
+def table(tokens, accuracy):
+    """A config's mean_and_spread-shaped table: {decoding: {level: {key: (mean, std)}}} from per-level values."""
+    levels = dict(zip(("easy", "medium", "hard", "all"), zip(tokens, accuracy)))
+    return {d: {level: dict(tokens_mean=(t, 0.0), accuracy=(a, 0.0)) for level, (t, a) in levels.items()}
+            for d in ("greedy", "sampled")}
+
+
+def test_target_checks_compute_each_target_from_the_seed_means():
+    configs = {"start (grpo prompt)": (1, table([40, 70, 100, 70], [1.0, 0.8, 0.7, 0.83])),
+               "grpo": (3, table([50, 90, 140, 93.3], [1.0, 0.98, 0.93, 0.97])),
+               "fast": (3, table([12, 60, 130, 67.3], [1.0, 0.975, 0.9, 0.96])),
+               "no-thinking": (3, table([2, 3, 3, 2.7], [1.0, 0.2, 0.2, 0.47])),
+               "fast-no-length-reward": (2, table([50, 90, 140, 93.3], [1.0, 0.98, 0.93, 0.97]))}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in reproduce.target_checks(configs, "sampled")[2:]}
+    assert rows["FAST mean tokens at most 0.7x GRPO's"].endswith("67.3 / 93.3 = 0.72x | **missed** |")
+    assert rows["... at most 0.5x on easy items"].endswith("12.0 / 50.0 = 0.24x | met |")
+    assert "easy +0.0, medium -0.5, hard -3.0 | **missed**" in rows[
+        "FAST accuracy within 1 point of GRPO's on every level"]
+    assert rows["FAST hard-item responses at least 2x easy-item ones"].endswith("10.8x | met |")
+    assert rows["GRPO longer than the start model"].endswith("93.3 against 70.0 | met |")
+    assert rows["No-Thinking: the shortest responses"].endswith("2.7 against at least 67.3 | met |")
+    assert rows["`fast-no-length-reward` longer than FAST (the thinking reward cut length 42%)"].endswith(
+        "93.3 against 67.3 | met |")
+    assert not any("dynamic-kl" in row or "curriculum" in row for row in rows)  # configs without runs are left out
