@@ -93,6 +93,13 @@ def test_curriculum_switches_at_half():
     assert not mixed_outcomes([np.nextafter(1.0, 0), 1e-12]).any()
 
 
+def test_curriculum_uses_the_papers_bounds():
+    # 0.75 / 0.25, not the released code's 0.7 / 0.3 (the same groups at G = 8, not at G = 10):
+    # 7/10 is not easy in the slow half and 3/10 is not hard in the fast half
+    assert slow_to_fast_keep([0.7, 0.3], 0.2).tolist() == [True, True]
+    assert slow_to_fast_keep([0.7, 0.3], 0.8).tolist() == [True, True]
+
+
 def test_continuous_curriculum_admits_easy_groups_with_probability_04_t_over_T():
     pass_rate = [0.0, 0.5, 0.75, 1.0, 0.875]
     uniform = [0.99, 0.99, 0.1, 0.3, 0.5]
