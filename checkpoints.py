@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 import data
 
@@ -62,7 +63,7 @@ def save_checkpoint(output_dir, step, policy, processor, optimizer, args, rng=No
             json.dump(dict(step=step, files=sizes), f, indent=1)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-    except OSError as error:
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch.save reports a full disk as a RuntimeError
         shutil.rmtree(tmp, ignore_errors=True)
         previous = find_checkpoint("auto", output_dir, report=False)
         raise CheckpointError(f"could not write checkpoint-{step} in {output_dir} ({error}); "
@@ -77,6 +78,7 @@ def checkpoint_problem(path):
     Complete = every file its manifest lists exists, is readable, and has the size it had when it was written (a
     truncated file is caught); a checkpoint from before manifests needs config.json and trainer_state.pt.
     """
+    path = os.path.normpath(path)  # "checkpoint-4.tmp/", as tab completion writes it, is still a .tmp folder
     if path.endswith(".tmp"):
         return "an unfinished save (the run was killed while writing it)"
     manifest = os.path.join(path, MANIFEST)

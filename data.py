@@ -44,7 +44,7 @@ def check_image(path, where):
         with Image.open(path) as image:
             width, height = image.size
             mode = image.mode
-            image.draft("RGB", (width // 8, height // 8))  # JPEG only; other formats ignore it
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # JPEG only; other formats ignore it
             image.load()  # decodes: catches truncated files that a header check would miss
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(where, "unreadable image", f"{path}: {error}") from None

@@ -350,7 +350,7 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
         params = [p for p in policy.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm))
         if math.isfinite(loss_sum) and math.isfinite(grad_norm):
-            with stopping.naming_out_of_memory("the optimizer step", num_rows, 0, weights_changed=True):
+            with stopping.naming_out_of_memory("the optimizer step", int(num_rows), 0, weights_changed=True):
                 optimizer.step()
         else:  # a non-finite loss or gradient would poison the weights: skip this step
             stats["skipped_updates"] += 1
@@ -360,6 +360,28 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
         stats["kl"] += kl_sum / total_tokens / args.updates_per_batch
         stats["clip_fraction"] += clipped / total_tokens / args.updates_per_batch
     return stats
+
+
+def update_on_kept_groups(policy, reference, optimizer, inputs, rollout, reward, kl_coef, keep, args, suppress_ids):
+    """Advantages (§1) of this process's kept groups, then policy_update on their rows.
+
+    reward: (questions, G); kl_coef, keep: (questions,). Under torchrun the batch is every process's kept groups:
+    shares are of their total rows and tokens, and a process that kept none still runs one backward pass (DDP
+    needs it) on a group with an empty response mask, which teaches nothing.
+    """
+    kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
+    kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
+    batch_totals = (distributed.total(len(kept_rows)), distributed.total(kept_rollout["response_mask"].sum()))
+    if keep.any():
+        advantages = group_advantages(reward[keep]).flatten()
+        kl_coef = torch.as_tensor(np.repeat(kl_coef[keep], args.group_size), dtype=torch.float32)
+    else:
+        kept_rows = np.arange(args.group_size)
+        kept_rollout = dict(completion_ids=rollout["completion_ids"][kept_rows],
+                            response_mask=torch.zeros_like(rollout["response_mask"][kept_rows]))
+        advantages, kl_coef = torch.zeros(args.group_size), torch.zeros(args.group_size)
+    return policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout, advantages,
+                         kl_coef, args, suppress_ids, batch_totals)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -413,8 +435,11 @@ def train(args):
     samples_path = os.path.join(args.output_dir, "samples.jsonl")
     if checkpoint:
         optimizer.load_state_dict(state["optimizer"])
-        rng = state["rng"]  # one state per process under torchrun
-        checkpoints.set_rng_states(rng[distributed.rank()] if isinstance(rng, list) else rng)
+        rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
+        if len(rng) != distributed.world_size():  # each process must continue its own random stream
+            raise data.DataError(checkpoint, "resumed with a different number of processes",
+                                 f"{len(rng)} when it was saved, {distributed.world_size()} now")
+        checkpoints.set_rng_states(rng[distributed.rank()])
         start_step = state["step"]
         if main_process:
             logs.keep_steps_until(metrics_path, start_step)
@@ -469,23 +494,11 @@ def train(args):
 
             # --- advantages and update, on the kept groups only
             stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
-            if shaped["keep"].any():
-                kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
-                kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
-                kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][keep], args.group_size),
-                                          dtype=torch.float32)
-                batch_totals = (distributed.total(len(kept_rows)),  # rows and tokens of every process's kept groups
-                                distributed.total(kept_rollout["response_mask"].sum()))
-                if keep.any():
-                    advantages = group_advantages(shaped["reward"][mine][keep]).flatten()
-                else:  # DDP needs a backward pass from every process: one group that teaches nothing
-                    kept_rows = np.arange(args.group_size)
-                    kept_rollout = dict(completion_ids=rollout["completion_ids"][kept_rows],
-                                        response_mask=torch.zeros_like(rollout["response_mask"][kept_rows]))
-                    advantages, kl_coef = torch.zeros(args.group_size), torch.zeros(args.group_size)
+            if shaped["keep"].any():  # anywhere: under torchrun every process takes part in the update
                 with autocast:
-                    stats = policy_update(trainer, reference, optimizer, vlm.take_rows(inputs, kept_rows),
-                                          kept_rollout, advantages, kl_coef, args, suppress_ids, batch_totals)
+                    stats = update_on_kept_groups(trainer, reference, optimizer, inputs, rollout,
+                                                  shaped["reward"][mine], shaped["kl_coef"][mine], keep, args,
+                                                  suppress_ids)
 
             # --- log, save, and stop if asked to or if the numbers went bad
             metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, started, levels)
@@ -514,7 +527,8 @@ def train(args):
     except stopping.OutOfMemory as error:  # what the error holds (activations) is freed when this block ends
         out_of_memory = (str(error), error.weights_changed)
     if out_of_memory:
-        stopping.stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args)
+        loaded = checkpoint if step == start_step else None  # resumed, and no step completed since
+        stopping.stop_out_of_memory(out_of_memory, step, loaded, step_rng, policy, processor, optimizer, args)
     if args.data == "synthetic" and args.compare_at_end and main_process:
         import eval as evaluation  # eval.py imports this module: import it late
 

@@ -18,7 +18,8 @@ def append_jsonl(path, records):
     text = "".join(json.dumps(record) + "\n" for record in records).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, text)
+        while text:  # a regular file takes it all at once; the loop only guards against a short write
+            text = text[os.write(fd, text):]
     finally:
         os.close(fd)
 
@@ -66,7 +67,7 @@ def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, st
         tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
         tokens_by_level=by_level or None,
         fraction_hard=float(hard[keep].mean()) if keep.any() else 0.0,
-        fraction_kept=float(keep.mean()), fraction_truncated=float(np.mean(truncated)),
+        fraction_kept=float(keep.mean()), fraction_truncated=float(np.mean(truncated, dtype=np.float32)),
         kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
         update_skipped=None if keep.any() else "every group filtered out", **stats,
         seconds=round(time.time() - started, 3),

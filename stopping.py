@@ -35,17 +35,24 @@ def naming_out_of_memory(work, rows, tokens, weights_changed=False):
                           weights_changed) from None
 
 
-def stop_out_of_memory(out_of_memory, step, start_step, step_rng, policy, processor, optimizer, args):
-    """Save the last completed step (unless this step already changed the weights) and stop with one line."""
+def stop_out_of_memory(out_of_memory, step, loaded, step_rng, policy, processor, optimizer, args):
+    """Save the last completed step (unless this step already changed the weights, or it is already saved) and
+    stop with one line. `loaded`: the checkpoint this run resumed from, if no step has completed since."""
+    import distributed
+
     work, weights_changed = out_of_memory
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     last = os.path.join(args.output_dir, f"checkpoint-{step}")
-    if weights_changed:
+    if distributed.world_size() > 1:  # the other processes wait in a collective: no consistent save is possible
+        saved = "under torchrun nothing is saved (the last checkpoint stays: --resume auto)"
+    elif weights_changed:
         saved = "this step had already changed the weights, so nothing was saved (the last checkpoint stays)"
     elif step == 0:
         saved = "no step had completed, nothing to save"
-    elif step == start_step or os.path.isdir(last):
+    elif loaded:
+        saved = f"step {step} is in {loaded}: continue with --resume {loaded}"
+    elif checkpoints.checkpoint_problem(last) is None:
         saved = f"step {step} is in {last}: continue with --resume auto"
     else:
         checkpoints.save_checkpoint(args.output_dir, step, policy, processor, optimizer, args, rng=step_rng)

@@ -127,6 +127,12 @@ def test_every_kind_of_image_loads_as_it_looks(tmp_path):
         assert np.abs(np.subtract(image.getpixel((0, 0)), colour)).max() <= 3, (kind, image.getpixel((0, 0)))
 
 
+def test_a_tiny_jpeg_is_reported_too_small(tmp_path):
+    Image.new("RGB", (5, 40)).save(tmp_path / "tiny.jpg")  # under 8 px: no reduced-scale decode is possible
+    with pytest.raises(data.DataError, match="image too small"):
+        data.check_image(str(tmp_path / "tiny.jpg"), "tiny")
+
+
 def test_a_50_megapixel_photo_is_shrunk_as_it_is_decoded(tmp_path):
     Image.new("RGB", (8200, 6100), (90, 140, 30)).save(tmp_path / "huge.jpg", quality=80)  # 50 megapixels
     data.check_image(str(tmp_path / "huge.jpg"), "huge")

@@ -85,6 +85,57 @@ def test_two_processes_run_the_method_of_one_on_the_whole_batch(warm_model_dir, 
     assert both_halves_kept  # theta and L_avg were computed over groups of both processes at least once
 
 
+def one_update(model_dir, dataset, aggregation, keep):
+    """One update_on_kept_groups with SGD on a fixed batch of 4 questions x G = 2, micro-batches of 1 row; under
+    torchrun each process takes its half of the questions. Returns the parameters afterwards."""
+    import data
+    import vlm
+
+    torch.manual_seed(0)
+    processor, policy = vlm.load_processor(model_dir), vlm.load_model(model_dir)
+    reference = vlm.load_model(model_dir).eval().requires_grad_(False)
+    args = fast_grpo.parse_args(["--model", model_dir, "--group-size", "2", "--micro-batch-size", "1",
+                                 "--aggregation", aggregation, "--max-new-tokens", "12"])
+    examples = data.load_examples(dataset)[:4]
+    prompts = [vlm.chat_prompt(processor, e["question"], fast_grpo.PROMPTS["fast"]) for e in examples]
+    inputs = vlm.take_rows(vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples]),
+                           np.repeat(np.arange(4), 2))
+    suppress = vlm.vision_token_ids(policy, processor)
+    rollout = vlm.sample(policy, processor, inputs, 12, 1.0, suppress, vlm.eos_token_ids(policy, processor))
+    reward, kl_coef = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.0, 1.0]]), np.array([0.01, 0.02, 0.03, 0.04])
+    questions = distributed.my_share(np.arange(4))
+    rows = np.concatenate([[2 * q, 2 * q + 1] for q in questions])
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+    fast_grpo.update_on_kept_groups(distributed.wrap(policy), reference, optimizer, vlm.take_rows(inputs, rows),
+                                    {k: rollout[k][rows] for k in ("completion_ids", "response_mask")},
+                                    reward[questions], kl_coef[questions], np.array(keep)[questions], args, suppress)
+    return [p.detach().clone() for p in policy.parameters()]
+
+
+def update_process(rank, world, port, record_dir, *update_args):
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    distributed.setup(torch.device("cpu"))
+    torch.save(one_update(*update_args), os.path.join(record_dir, f"update{rank}.pt"))
+    distributed.cleanup()
+
+
+@pytest.mark.parametrize("aggregation, keep", [
+    ("seq", [True, True, False, False]),  # process 1 kept nothing: it runs the teach-nothing group
+    ("token", [True, False, True, True]),  # 2 micro-batches on process 0, 4 on process 1
+])
+def test_two_processes_take_the_optimizer_step_of_one(warm_model_dir, dataset, tmp_path, aggregation, keep):
+    before = [p.detach().clone() for p in fast_grpo.vlm.load_model(warm_model_dir).parameters()]
+    alone = one_update(warm_model_dir, dataset, aggregation, keep)
+    assert any(not torch.equal(a, b) for a, b in zip(alone, before))  # the step moved the weights
+    mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, dataset, aggregation, keep),
+             nprocs=2)
+    for rank in range(2):
+        together = torch.load(tmp_path / f"update{rank}.pt")
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(alone, together)), rank
+
+
 def torchrun(*flags, output_dir, model, data):
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                     "fast_grpo.py", "--model", model, "--data", data, "--output-dir", str(output_dir),

@@ -61,14 +61,17 @@ def test_sigint_finishes_the_step_saves_and_exits_cleanly(warm_model_dir, datase
     assert signal.getsignal(signal.SIGINT) is handler_before  # handed back to the caller
 
 
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter "
+                                                  "failed writing file data/0: file write failed")])  # torch.save's
 def test_a_failed_save_stops_with_one_line_and_leaves_the_previous_checkpoint_intact(
-        warm_model_dir, dataset, tmp_path, monkeypatch, capsys):
+        warm_model_dir, dataset, tmp_path, monkeypatch, capsys, failure):
     real_save, saves = torch.save, []
 
     def disk_fills_up(*args, **kwargs):  # the second checkpoint finds the disk full
         saves.append(1)
         if len(saves) == 2:
-            raise OSError(28, "No space left on device")
+            raise failure
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(torch, "save", disk_fills_up)
@@ -76,7 +79,7 @@ def test_a_failed_save_stops_with_one_line_and_leaves_the_previous_checkpoint_in
         run(warm_model_dir, dataset, tmp_path, steps=4)  # saves at steps 2 and 4
     err = error_line(capsys)
     assert exit_info.value.code == 1
-    assert "could not write checkpoint-4" in err and "No space left on device" in err
+    assert "could not write checkpoint-4" in err and str(failure).split(":")[0] in err
     assert f"{tmp_path / 'checkpoint-2'} is intact" in err
     assert not os.path.exists(tmp_path / "checkpoint-4.tmp") and not os.path.exists(tmp_path / "checkpoint-4")
     assert checkpoints.checkpoint_problem(str(tmp_path / "checkpoint-2")) is None
@@ -104,6 +107,7 @@ def test_a_kill_during_a_save_leaves_a_tmp_folder_that_resume_skips(warm_model_d
         process.wait()
     assert process.returncode == -signal.SIGKILL
     assert os.path.isdir(tmp_path / "checkpoint-4.tmp") and not os.path.exists(tmp_path / "checkpoint-4")
+    assert checkpoints.checkpoint_problem(f"{tmp_path / 'checkpoint-4.tmp'}/").startswith("an unfinished save")
 
     resumed = run(warm_model_dir, dataset, tmp_path, "--resume", "auto", steps=4)
     out = capsys.readouterr().out
@@ -158,6 +162,30 @@ def test_out_of_memory_in_the_update_saves_the_last_step_and_names_the_micro_bat
     resumed = run(warm_model_dir, dataset, tmp_path, "--method", "grpo", "--micro-batch-size", "4", "--resume", "auto",
                   "--save-every", "100", steps=3)  # with less memory per micro-batch, the run goes on
     assert [m["step"] for m in resumed] == [1, 2, 3]
+
+
+def test_out_of_memory_right_after_a_resume_names_the_checkpoint_it_resumed_from(
+        warm_model_dir, dataset, tmp_path, monkeypatch, capsys):
+    run(warm_model_dir, dataset, tmp_path / "first", steps=4)  # checkpoint-2 and checkpoint-4
+    resumed_from = tmp_path / "first" / "checkpoint-2"
+
+    def forward_runs_out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(fast_grpo.vlm, "token_logprobs", forward_runs_out_of_memory)
+    with pytest.raises(SystemExit):
+        run(warm_model_dir, dataset, tmp_path / "second", "--resume", str(resumed_from), steps=4)
+    assert f"step 2 is in {resumed_from}: continue with --resume {resumed_from}" in error_line(capsys)
+    assert not os.path.exists(tmp_path / "second" / "checkpoint-2")  # nothing new was written
+
+
+def test_resume_with_another_number_of_processes_is_refused(warm_model_dir, dataset, tmp_path, monkeypatch, capsys):
+    run(warm_model_dir, dataset, tmp_path, steps=2)
+    monkeypatch.setattr(fast_grpo.distributed, "world_size", lambda: 2)  # as if started by torchrun with 2
+    with pytest.raises(SystemExit) as exit_info:
+        run(warm_model_dir, dataset, tmp_path, "--resume", "auto", steps=2)
+    assert exit_info.value.code == 2
+    assert "resumed with a different number of processes (1 when it was saved, 2 now)" in error_line(capsys)
 
 
 def test_out_of_memory_while_sampling_the_first_step(warm_model_dir, dataset, tmp_path, monkeypatch, capsys):

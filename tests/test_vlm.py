@@ -194,13 +194,17 @@ def test_hub_failures_say_what_went_wrong():
 
 
 def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
-    import huggingface_hub
+    import transformers.utils.hub
+    from transformers import AutoConfig
 
     def no_network(*args, **kwargs):
         raise AssertionError("the hub was contacted for a local folder")
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
-    monkeypatch.setattr(huggingface_hub.file_download, "hf_hub_download", no_network)
+    for name in ("hf_hub_download", "snapshot_download", "hf_api"):  # transformers' own handles on the hub
+        monkeypatch.setattr(transformers.utils.hub, name, no_network)
+    with pytest.raises(OSError) as error:  # the patch does catch a hub id (transformers wraps what it raised)
+        AutoConfig.from_pretrained("nobody/no-such-model")
+    assert "the hub was contacted" in str(error.value.__cause__ or error.value.__context__)
     assert vlm.check_model(tiny_model_dir) == "qwen2_vl"
     vlm.load_processor(tiny_model_dir)
     vlm.load_model(tiny_model_dir)
