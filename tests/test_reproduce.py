@@ -88,7 +88,7 @@ def test_target_checks_compute_each_target_from_the_seed_means():
     assert "easy +0.0, medium -0.5, hard -3.0 | **missed**" in rows[
         "FAST accuracy within 1 point of GRPO's on every level"]
     assert rows["FAST hard-item responses at least 2x easy-item ones"].endswith("10.8x | met |")
-    assert rows["GRPO longer than the start model"].endswith("93.3 against 70.0 | met |")
+    assert rows["GRPO longer than the start model (by more than 1%)"].endswith("93.3 against 70.0 (+33.3%) | met |")
     assert rows["No-Thinking: the shortest responses"].endswith("2.7 against at least 67.3 | met |")
     assert rows["`fast-no-length-reward` longer than FAST (the thinking reward cut length 42%)"].endswith(
         "93.3 against 67.3 | met |")
