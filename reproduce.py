@@ -111,13 +111,15 @@ def target_checks(configs, decoding):
     return ["| target | seed means | |", "|---|---|---|", *rows]
 
 
-def write_report(output_dir, configs, started):
+def write_report(output_dir, configs, started, report_only=False):
     steps = fast_grpo.DEMO_DEFAULTS
+    timing = ("written by `--report-only` from runs already done (the README says how long they took)"
+              if report_only else f"the invocation that wrote this file took {(time.time() - started) / 60:.0f} min "
+              f"on a {os.cpu_count()}-core CPU machine (finished runs are reused, not redone)")
     lines = ["# Toy-scale reproduction: results", "",
-             f"Command: `python reproduce.py --output-dir {output_dir}`; the invocation that wrote this file took "
-             f"{(time.time() - started) / 60:.0f} min on a {os.cpu_count()}-core CPU machine (finished runs are reused, "
-             f"not redone). Each run: the demo defaults ({steps['max_steps']} steps of {steps['batch_size']} questions "
-             f"x {steps['group_size']} samples, lr {steps['lr']}, curriculum {steps['curriculum']} for fast). "
+             f"Command: `python reproduce.py --output-dir {output_dir}`; {timing}. Each run: the demo defaults "
+             f"({steps['max_steps']} steps of {steps['batch_size']} questions x {steps['group_size']} samples, "
+             f"lr {steps['lr']}, curriculum {steps['curriculum']} for fast). "
              f"Held-out synthetic test set: greedy on all 300 items per level; sampled = "
              f"{evaluation.DEMO_EVAL['num_samples']} samples at T = 1 of the first "
              f"{evaluation.DEMO_EVAL['sampled_per_level']} items per level. Mean ± standard deviation over seeds.", ""]
@@ -153,7 +155,6 @@ def main():
     steps = ["--max-steps", str(args.steps)] if args.steps else []
     runs = planned_runs(args.seeds, args.ablation_seeds)
 
-    by_config, starts = {}, {}
     for number, (config, run, method, seed, flags) in enumerate(runs):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
         todo = number % num_shards == shard and not args.report_only
@@ -169,6 +170,10 @@ def main():
                                                                training_accuracy=[m["accuracy"] for m in metrics]),
                                                           indent=1))
             print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
+
+    by_config, starts = {}, {}  # read after this shard's runs: the other shards' may have finished meanwhile
+    for config, run, method, seed, flags in runs:
+        result_json = os.path.join(args.output_dir, f"{run}.json")
         if os.path.exists(result_json):
             with open(result_json) as f:
                 result = json.load(f)
@@ -191,7 +196,7 @@ def main():
                                                               for level, row in table[decoding].items()}}), f)
             mean_files.append(path)
         evaluation.compare(mean_files, os.path.join(args.output_dir, decoding))
-    write_report(args.output_dir, configs, started)
+    write_report(args.output_dir, configs, started, args.report_only)
     print(f"wrote {args.output_dir}/RESULTS.md after {(time.time() - started) / 60:.0f} min")
 
 
