@@ -58,6 +58,31 @@ def test_study_with_faked_training_writes_means_and_spreads(tmp_path, monkeypatc
     assert trained == []
 
 
+def test_the_shard_that_finishes_last_writes_the_report_even_if_the_others_finished_meanwhile(tmp_path, monkeypatch):
+    runs = reproduce.planned_runs(1, 1)
+    mine = [run for number, (_, run, *_) in enumerate(runs) if number % 2 == 0]
+
+    def fake_python(script, *args):  # shard 0's runs; while its last one trains, shard 1 finishes all of its own
+        run_dir = args[args.index("--output-dir") + 1]
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "before_after.json"), "w") as f:
+            json.dump(dict(start=fake_result(0.5, 100.0), final=fake_result(0.6, 50.0)), f)
+        open(os.path.join(run_dir, "metrics.jsonl"), "w").close()
+        if os.path.basename(run_dir) == mine[-1]:
+            for number, (_, run, method, *_) in enumerate(runs):
+                if number % 2 == 1:
+                    with open(tmp_path / f"{run}.json", "w") as f:
+                        json.dump(dict(name=run, method=method, start=fake_result(0.5, 100.0),
+                                       final=fake_result(0.6, 50.0)), f)
+
+    monkeypatch.setattr(reproduce, "python", fake_python)
+    monkeypatch.setattr(reproduce.evaluation, "compare", lambda paths, plot_dir: None)
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", "--output-dir", str(tmp_path), "--seeds", "1",
+                                      "--ablation-seeds", "1", "--shard", "0/2"])
+    reproduce.main()
+    assert os.path.exists(tmp_path / "RESULTS.md")  # shard 1's runs were read after shard 0's own were done
+
+
 def test_report_only_reports_a_partial_study(tmp_path, monkeypatch):
     os.makedirs(tmp_path / "runs")
     with open(tmp_path / "fast-seed0.json", "w") as f:
