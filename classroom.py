@@ -17,17 +17,16 @@ table is `python classroom.py table` (tests/test_classroom.py checks that they a
 
 import argparse
 import ast
-import gc
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
+
+import grading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSIGNMENT_FILE = "classroom-assignment.json"  # written by `make`: which exercises this copy asks for
@@ -276,205 +275,6 @@ def make(out, only=None, source=HERE):
 # grade: one pytest session per graded folder, in a forked child (so third-party imports are paid once)
 
 
-class _Reporter:
-    """pytest plugin: run only the wanted tests, and append one JSON line per event to `path` as it happens
-    (a child that is killed for taking too long still leaves what it finished)."""
-
-    def __init__(self, wanted, path, folder, check_timeout):
-        self.wanted, self.file, self.folder = set(wanted), open(path, "a", buffering=1), folder
-        self.check_timeout = check_timeout if hasattr(signal, "setitimer") else None  # no SIGALRM on Windows
-
-    def _write(self, **record):
-        self.file.write(json.dumps(record) + "\n")
-
-    def pytest_collection_modifyitems(self, config, items):
-        keep = [item for item in items if item.nodeid.split("[")[0] in self.wanted]
-        dropped = [item for item in items if item.nodeid.split("[")[0] not in self.wanted]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-    def pytest_collectreport(self, report):
-        if report.failed:
-            self._write(collect_error=report.nodeid, message=_one_line(report.longrepr, self.folder))
-
-    def pytest_runtest_logstart(self, nodeid, location):
-        self._write(started=nodeid)
-        if self.check_timeout:  # an endless loop fails its own check, not every check after it
-            signal.setitimer(signal.ITIMER_REAL, self.check_timeout)
-
-    def pytest_runtest_logfinish(self, nodeid, location):
-        if self.check_timeout:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def pytest_runtest_logreport(self, report):
-        if report.failed or report.skipped or report.when == "call":
-            self._write(test=report.nodeid, outcome=report.outcome, when=report.when,
-                        message=_one_line(report.longrepr, self.folder) if report.longrepr else "")
-
-
-def _one_line(longrepr, folder):
-    """What went wrong in a pytest failure, in one line: the crash message (an assertion's first lines joined),
-    else the last 'E' line; with the place in the graded folder's code where it happened, if it did."""
-    if isinstance(longrepr, tuple):  # skips: (file, line, reason)
-        return str(longrepr[-1])
-    text = str(longrepr)
-    crash = getattr(longrepr, "reprcrash", None)
-    if crash is not None and crash.message.strip():
-        lines = [line.strip() for line in crash.message.splitlines() if line.strip()]
-        message = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else f"{lines[0]} {lines[1]}"
-    else:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-        message = (errors or lines or ["(no message)"])[-1]
-    # places look like 'File "/hw/fast_grpo.py", line 216' (syntax errors) or '/hw/fast_grpo.py:216: in f'
-    folder = os.path.realpath(folder) + os.sep
-    places = []
-    for line in text.splitlines():
-        line = line.strip()
-        line = line[1:].strip() if line.startswith("E ") else line
-        if line.startswith('File "') and '", line ' in line:
-            path, _, number = line[len('File "'):].partition('", line ')
-            places.append((path, number.split(",")[0]))
-        elif ".py:" in line:  # '/hw/fast_grpo.py:216: in grpo_loss', 'fast_grpo.py:218: RuntimeError'
-            path, _, rest = line.partition(".py:")
-            if rest.split(":")[0].isdigit():
-                places.append((path + ".py", rest.split(":")[0]))
-    tests = os.path.realpath(os.path.join(HERE, "tests")) + os.sep
-    places = [(os.path.normpath(os.path.join(folder, path)), number) for path, number in places]
-    places = [(path, number) for path, number in places if path.startswith(folder)
-              and not os.path.realpath(path).startswith(tests)
-              and os.path.basename(path) != "classroom.py"]  # not too_slow's own line
-    message = message if len(message) <= 100 else message[:97] + "..."
-    if places:
-        path, number = places[-1]
-        message += f" ({os.path.relpath(path, folder)}:{number})"
-    return message
-
-
-def _project_modules(folder):
-    """Names of the top-level modules of a folder (its *.py files): what the graded code may call its own."""
-    return {name[:-3] for name in os.listdir(folder) if name.endswith(".py")}
-
-
-def _preload(folder, test_files):
-    """Import, in this parent process, the third-party modules the graded code and the tests import at the
-    top of their files (torch, transformers, ...), so each forked child starts warm."""
-    local = _project_modules(folder) | {os.path.basename(f)[:-3] for f in os.listdir(os.path.join(HERE, "tests"))
-                                        if f.endswith(".py")} | {"__future__"}
-    files = [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith(".py")]
-    for path in files + list(test_files):
-        try:
-            with open(path) as f:
-                tree = ast.parse(f.read())
-        except (OSError, SyntaxError, ValueError):
-            continue  # the child will report it
-        for node in tree.body:
-            if isinstance(node, ast.Import):
-                statements = [(alias.name, ()) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                statements = [(node.module, [alias.name for alias in node.names])]
-            else:
-                continue
-            for module, names in statements:
-                if module.split(".")[0] in local:
-                    continue
-                try:
-                    imported = __import__(module, fromlist=names or ["_"])
-                    for name in names:  # `from transformers import X` loads X's submodule lazily
-                        getattr(imported, name, None)
-                except Exception:  # noqa: BLE001 -- a missing optional module is the child's to report
-                    pass
-    gc.collect()
-    gc.freeze()  # the children's garbage collections skip everything imported so far
-
-
-def _run_tests(folder, node_ids, events_path, log_path, check_timeout):
-    """In the child: one pytest session over `node_ids` (this project's tests) importing `folder`'s code."""
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    folder = os.path.realpath(folder)
-    os.chdir(folder)
-    here = os.path.realpath(HERE)
-    # the graded folder's modules, never this project's: drop the script's folder and the current directory
-    sys.path[:] = [folder] + [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
-    for name in _project_modules(folder) | _project_modules(os.path.join(HERE, "tests")):
-        sys.modules.pop(name, None)  # imported by whoever called grade(): this child must import them afresh
-    sys.dont_write_bytecode = True  # an edited file must never meet a stale .pyc from the same second
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # installed plugins (hypothesis, ...) cost seconds a folder
-    import pytest
-
-    ini = os.path.join(os.path.dirname(events_path), "pytest.ini")
-    with open(ini, "w") as f:
-        f.write("[pytest]\n")  # not the project's ini: its pythonpath would put the project on sys.path
-    files = sorted({os.path.join(HERE, node.split("::")[0]) for node in node_ids})
-    reporter = _Reporter(node_ids, events_path, folder, check_timeout)
-    if reporter.check_timeout:
-        def too_slow(signum, frame):
-            pytest.fail(f"took longer than {check_timeout:g} s (an endless loop?)")
-
-        signal.signal(signal.SIGALRM, too_slow)
-    return pytest.main(["-q", "-p", "no:cacheprovider", "-c", ini, "--rootdir", HERE,
-                        "--continue-on-collection-errors", *files], plugins=[reporter])
-
-
-class _Child:
-    """_run_tests for one folder in a forked child (in a subprocess where there is no fork)."""
-
-    def __init__(self, folder, node_ids, scratch, check_timeout, deadline):
-        self.events_path, self.log_path = os.path.join(scratch, "events.jsonl"), os.path.join(scratch, "pytest.log")
-        self.deadline, self.timed_out = time.monotonic() + deadline, False
-        if not hasattr(os, "fork"):
-            self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "run-tests", folder,
-                                             self.events_path, self.log_path, str(check_timeout), *node_ids])
-            return
-        self.process, self.pid = None, os.fork()
-        if self.pid == 0:  # the child: never return into the parent's code
-            code = 1
-            try:
-                _run_tests(folder, node_ids, self.events_path, self.log_path, check_timeout)
-                code = 0
-            except BaseException:  # noqa: BLE001 -- the parent reads the log
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-
-    def done(self):
-        """True once the child has ended; kills it when it is past its deadline (an endless loop)."""
-        if self.process is not None:
-            finished = self.process.poll() is not None
-        else:
-            finished = os.waitpid(self.pid, os.WNOHANG)[0] != 0
-        if not finished and time.monotonic() > self.deadline:
-            self.timed_out = True
-            if self.process is not None:
-                self.process.kill()
-                self.process.wait()
-            else:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            return True
-        return finished
-
-
-def _read_events(path):
-    """The JSON lines a child's _Reporter wrote, those a kill cut short left out."""
-    events = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    pass  # a line cut by a kill
-    return events
-
-
 def score(exercises, events, finished, timeout=None):
     """Per exercise: dict(id, function, reference, points, score, status, reason, checks, checks_passed).
 
@@ -555,7 +355,7 @@ def grade(folders, only=None, timeout=60, jobs=1):
         plans.append((folder, exercises, sorted({node for exercise in exercises for node in exercise.tests})))
     if folders:
         test_files = {os.path.join(HERE, node.split("::")[0]) for _, _, node_ids in plans for node in node_ids}
-        _preload(folders[0], sorted(test_files | {os.path.join(HERE, "tests", "conftest.py")}))
+        grading.preload(folders[0], sorted(test_files | {os.path.join(HERE, "tests", "conftest.py")}))
     results, waiting, running = [None] * len(folders), list(range(len(folders))), {}
     with tempfile.TemporaryDirectory(prefix="classroom-") as scratch:
         while waiting or running:
@@ -563,7 +363,7 @@ def grade(folders, only=None, timeout=60, jobs=1):
                 number = waiting.pop(0)
                 folder, _, node_ids = plans[number]
                 os.makedirs(os.path.join(scratch, str(number)))
-                running[number] = _Child(folder, node_ids, os.path.join(scratch, str(number)), timeout,
+                running[number] = grading.Child(folder, node_ids, os.path.join(scratch, str(number)), timeout,
                                          FOLDER_TIMEOUTS * timeout)
             for number, child in list(running.items()):
                 if child.done():
@@ -576,7 +376,7 @@ def grade(folders, only=None, timeout=60, jobs=1):
 def _result(plan, child, timeout):
     """The grades of one folder from its child's event file."""
     folder, exercises, _ = plan
-    events = _read_events(child.events_path)
+    events = grading.read_events(child.events_path)
     rows = score(exercises, events, not child.timed_out, timeout)
     if not child.timed_out and not any("started" in e or "collect_error" in e for e in events):
         with open(child.log_path) as f:  # pytest itself broke: its last line says why
@@ -656,7 +456,7 @@ def main(argv=None):
         elif args.command == "table":
             print(exercise_table())
         else:
-            sys.exit(_run_tests(args.folder, args.node_ids, args.events_path, args.log_path, args.check_timeout))
+            sys.exit(grading.run_tests(args.folder, args.node_ids, args.events_path, args.log_path, args.check_timeout))
     except ClassroomError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
