@@ -17,16 +17,16 @@ import torch
 from tqdm import tqdm
 
 import data
-import fast_grpo
 import logs
+import methods
 import vlm
 
 
 def generate_records(model, processor, examples, method="fast", max_new_tokens=1024, batch_size=32,
                      num_samples=1, temperature=0.0):
     """Answer every example `num_samples` times; one record per response (correct, format, tokens, ...)."""
-    preset = fast_grpo.METHODS[method]
-    instruction = fast_grpo.PROMPTS[preset["prompt"]]
+    preset = methods.METHODS[method]
+    instruction = methods.PROMPTS[preset["prompt"]]
     suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
     records, max_pixels = [], vlm.max_image_pixels(processor)
     for start in tqdm(range(0, len(examples), batch_size), desc="eval", leave=False):
@@ -36,7 +36,7 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         answers = [e["answer"] for e in batch for _ in range(num_samples)]
-        correct, fmt = fast_grpo.score_responses(out["texts"], answers, method)
+        correct, fmt = methods.score_responses(out["texts"], answers, method)
         for row, text in enumerate(out["texts"]):
             example = batch[row // num_samples]
             records.append(dict(index=start + row // num_samples, level=example.get("level"),
@@ -133,7 +133,7 @@ def cache_key(model_dir, method, max_new_tokens, runtime=None):
             digest.update(name.encode())
             with open(os.path.join(model_dir, name), "rb") as f:
                 digest.update(hashlib.sha256(f.read()).digest())
-    settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, prompt=fast_grpo.PROMPTS,
+    settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, prompt=methods.PROMPTS,
                     test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]], runtime=runtime)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
@@ -274,9 +274,9 @@ def compare(paths, plot_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=fast_grpo.DEMO_MODEL, help="checkpoint folder or hub id")
+    parser.add_argument("--model", default=methods.DEMO_MODEL, help="checkpoint folder or hub id")
     parser.add_argument("--data", default="synthetic", help="JSONL file, or 'synthetic' for the held-out demo set")
-    parser.add_argument("--method", default="fast", choices=sorted(fast_grpo.METHODS), help="prompt preset")
+    parser.add_argument("--method", default="fast", choices=sorted(methods.METHODS), help="prompt preset")
     parser.add_argument("--num-samples", type=int, default=1, help="K responses per question")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="longest response")

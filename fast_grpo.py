@@ -29,6 +29,7 @@ import data
 import difficulty
 import distributed
 import logs
+import methods
 import rewards
 import stopping
 import vlm
@@ -37,8 +38,6 @@ import vlm
 # Arguments
 
 
-# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
-DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
 DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
                      curriculum="none")
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
@@ -119,31 +118,6 @@ class Args:
                                boolean=True)
 
 
-# Method presets (§7). Each names its prompt, how answers are checked and which FAST parts are on.
-PROMPTS = {
-    "fast": "You FIRST think about the reasoning process as an internal monologue and then provide the final "
-            "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
-            "BE put in <answer> </answer> tags.",
-    "thinking": "Please output the thinking process in <think> </think> and final answer in <answer> </answer> "
-                "tags.",
-    "no-thinking": "Please directly output the answer.",
-    "think-after-answer": "Please first output the answer in <answer> </answer> tags and then output a brief "
-                          "reasoning process in <reason> </reason> tags.",
-}
-METHODS = {
-    "fast": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
-                 length_reward=True, dynamic_kl=True, curriculum="slow-to-fast"),
-    "grpo": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
-                 length_reward=False, dynamic_kl=False, curriculum="none"),
-    "thinking": dict(prompt="thinking", format_style="think", format_weight=1.0, kl_coef=0.04,
-                     length_reward=False, dynamic_kl=False, curriculum="none"),
-    "no-thinking": dict(prompt="no-thinking", format_style=None, format_weight=0.0, kl_coef=0.04,
-                        length_reward=False, dynamic_kl=False, curriculum="none"),
-    "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
-                               kl_coef=0.04, length_reward=False, dynamic_kl=False, curriculum="none"),
-}
-
-
 def parse_args(argv=None):
     """Command line -> Args. A switch the user did not set comes from the model's defaults (DEMO_DEFAULTS for the
     shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then from the method preset."""
@@ -160,10 +134,10 @@ def parse_args(argv=None):
         if args.curriculum not in (None, old_spelling):
             parser.error(f"--curriculum {args.curriculum} contradicts --{'' if args.slow_to_fast else 'no-'}slow-to-fast")
         args.curriculum = old_spelling
-    args.model = args.model or DEMO_MODEL
-    is_demo = os.path.abspath(args.model) == DEMO_MODEL
+    args.model = args.model or methods.DEMO_MODEL
+    is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
     # user flags first, then the model's defaults (the demo's curriculum included), then the method preset
-    for key, value in [*(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items(), *METHODS[args.method].items()]:
+    for key, value in [*(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items(), *methods.METHODS[args.method].items()]:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     check_args(args, parser)
@@ -242,17 +216,6 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
 # Scoring, difficulty and filtering for one batch (Algorithm 1): pure numpy, no model
 
 
-def score_responses(texts, answers, method):
-    """Rule-based rewards per response: (correct, format) as float arrays, §6-7."""
-    preset = METHODS[method]
-    if preset["format_style"] is None:  # No-Thinking RL: the whole output must equal the label
-        correct = [rewards.equality_reward(t, a) for t, a in zip(texts, answers)]
-        return np.array(correct), np.zeros(len(texts))
-    correct = [rewards.accuracy_reward(t, a) for t, a in zip(texts, answers)]
-    fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
-    return np.array(correct), np.array(fmt)
-
-
 def shape_rewards(correct, fmt, lengths, complexity, progress, args):
     """Difficulty -> Slow-to-Fast filter -> thinking reward -> total reward and KL coefficients.
 
@@ -271,7 +234,7 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, args):
     if args.drop_pass_0_1:  # the released code's online rule
         keep &= difficulty.mixed_outcomes(pass_rate)
     hard = np.zeros(num_questions, dtype=bool)
-    reward = correct + METHODS[args.method]["format_weight"] * fmt
+    reward = correct + methods.METHODS[args.method]["format_weight"] * fmt
     if keep.any():
         s_d = difficulty.combined_difficulty(pass_rate[keep], complexity[keep])  # S_d = S_ext * rank(H_img)
         hard[keep] = difficulty.hard_questions(s_d, args.hard_percentile)
@@ -395,7 +358,7 @@ def train(args):
     np.random.seed(args.seed)  # the same on every process: the curriculum's draws are shared
     torch.manual_seed(args.seed + distributed.rank())  # different samples on each process
     dtype = vlm.pick_dtype(args.dtype, device)
-    preset = METHODS[args.method]
+    preset = methods.METHODS[args.method]
     os.makedirs(args.output_dir, exist_ok=True)
 
     # --- model and data
@@ -420,7 +383,7 @@ def train(args):
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
     suppress_ids = vlm.vision_token_ids(policy, processor)
     eos_ids = vlm.eos_token_ids(policy, processor)
-    instruction = PROMPTS[preset["prompt"]]
+    instruction = methods.PROMPTS[preset["prompt"]]
     complexity_cache = {}  # example index -> H_img; it does not change during training
     classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
     max_pixels = vlm.max_image_pixels(processor)  # a larger image is shrunk as it is decoded
@@ -470,7 +433,7 @@ def train(args):
 
             # --- score
             answers = [batch[i]["answer"] for i in group_rows]
-            correct, fmt = score_responses(rollout["texts"], answers, args.method)
+            correct, fmt = methods.score_responses(rollout["texts"], answers, args.method)
             token_lengths = rollout["response_mask"].sum(1).numpy()
             lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
                                                                                     for t in rollout["texts"]])

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-import fast_grpo
+import methods
 import rewards
 import synthetic
 import tiny_model
@@ -46,13 +46,13 @@ def target(item, preset, rng):
 def tokenizer_corpus():
     """Prompts and example solutions, so that common words become single tokens (shorter sequences)."""
     items = synthetic.make_items(300, seed=12345)
-    return list(fast_grpo.PROMPTS.values()) + [synthetic.QUESTION] * 20 + [
+    return list(methods.PROMPTS.values()) + [synthetic.QUESTION] * 20 + [
         synthetic.response(item, "long") for item in items] + tiny_model.DEFAULT_CORPUS
 
 
 def forced_form_records(model, processor, items, prefix, batch_size=64, samples=1, temperature=0.0):
     """Answer every item with the response forced to start with `prefix` (greedy by default)."""
-    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS["fast"]) + prefix
+    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, methods.PROMPTS["fast"]) + prefix
     prefix_tokens = len(processor.tokenizer(prefix, add_special_tokens=False)["input_ids"])
     suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
     records = []
@@ -97,7 +97,7 @@ def answer_only_probability(folder, per_level=32):
     long one: the single decision that sets the response length in this task."""
     processor, model = vlm.load_processor(folder), vlm.load_model(folder)
     test_set = synthetic.split("test")
-    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS["fast"])
+    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, methods.PROMPTS["fast"])
     decision_tokens = len(processor.tokenizer("<think></", add_special_tokens=False)["input_ids"])
     probabilities = {}
     for level in synthetic.LEVELS:
@@ -149,7 +149,7 @@ def main():
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     items = synthetic.split("train", args.num_items)
     presets, weights = zip(*PRESET_SHARES.items())
-    prompts = {p: vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS[fast_grpo.METHODS[p]["prompt"]])
+    prompts = {p: vlm.chat_prompt(processor, synthetic.QUESTION, methods.PROMPTS[methods.METHODS[p]["prompt"]])
                for p in presets}
 
     def make_batch(step):

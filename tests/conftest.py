@@ -45,7 +45,7 @@ def warm_up(model_dir, dataset, output_dir, steps=200):
     """`model_dir` after `steps` supervised steps on well-formed responses whose answer is right half the time
     (for every prompt preset), so that GRPO's groups have rewards that differ; saved to `output_dir`."""
     import data
-    import fast_grpo
+    import methods
     import vlm
     import warm_start
 
@@ -63,7 +63,7 @@ def warm_up(model_dir, dataset, output_dir, steps=200):
         for _ in range(8):
             i, prompt = rng.randrange(len(examples)), rng.choice(sorted(forms))
             answer = examples[i]["answer"] if rng.random() < 0.5 else str(rng.randint(1, 9))
-            prompts.append(vlm.chat_prompt(processor, examples[i]["question"], fast_grpo.PROMPTS[prompt]))
+            prompts.append(vlm.chat_prompt(processor, examples[i]["question"], methods.PROMPTS[prompt]))
             batch_images.append(images[i])
             targets.append(forms[prompt].format(r="so" * rng.randint(0, 3), a=answer))
         return prompts, batch_images, targets

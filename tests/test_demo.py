@@ -8,19 +8,20 @@ from transformers import AutoModelForImageTextToText
 
 import eval
 import fast_grpo
+import methods
 import synthetic
 import vlm
 
 
 def test_shipped_model_reads_held_out_easy_items():
-    model = AutoModelForImageTextToText.from_pretrained(fast_grpo.DEMO_MODEL)
-    processor = vlm.load_processor(fast_grpo.DEMO_MODEL)
+    model = AutoModelForImageTextToText.from_pretrained(methods.DEMO_MODEL)
+    processor = vlm.load_processor(methods.DEMO_MODEL)
     easy = [item for item in synthetic.split("test") if item["level"] == "easy"][:6]
-    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, fast_grpo.PROMPTS["fast"])
+    prompt = vlm.chat_prompt(processor, synthetic.QUESTION, methods.PROMPTS["fast"])
     inputs = vlm.encode(processor, [prompt] * len(easy), [item["image"] for item in easy])
     out = vlm.sample(model, processor, inputs, 128, 0.0, vlm.vision_token_ids(model, processor),
                      vlm.eos_token_ids(model, processor))
-    correct, fmt = fast_grpo.score_responses(out["texts"], [item["answer"] for item in easy], "fast")
+    correct, fmt = methods.score_responses(out["texts"], [item["answer"] for item in easy], "fast")
     assert fmt.sum() == len(easy), out["texts"]
     assert correct.sum() >= len(easy) - 1, (out["texts"], [item["answer"] for item in easy])
 
@@ -29,8 +30,8 @@ def test_default_run_code_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(synthetic, "TEST_PER_LEVEL", 2)  # a 6-item held-out set keeps this quick
     monkeypatch.setitem(eval.DEMO_EVAL, "sampled_per_level", 1)  # sampled: 4 samples of 1 item per level
     demo_copy = tmp_path / "demo_model"  # the start model's evaluation is cached in its folder: not the shipped one
-    shutil.copytree(fast_grpo.DEMO_MODEL, demo_copy)
-    monkeypatch.setattr(fast_grpo, "DEMO_MODEL", str(demo_copy))
+    shutil.copytree(methods.DEMO_MODEL, demo_copy)
+    monkeypatch.setattr(methods, "DEMO_MODEL", str(demo_copy))
     torch.manual_seed(0)
     output_dir = tmp_path / "run"
     fast_grpo.main(["--max-steps", "2", "--batch-size", "2", "--group-size", "4", "--output-dir", str(output_dir)])

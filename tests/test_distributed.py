@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 import distributed
 import fast_grpo
+import methods
 from test_end_to_end import weights
 
 HERE = os.path.dirname(os.path.abspath(fast_grpo.__file__))
@@ -97,7 +98,7 @@ def one_update(model_dir, dataset, aggregation, keep):
     args = fast_grpo.parse_args(["--model", model_dir, "--group-size", "2", "--micro-batch-size", "1",
                                  "--aggregation", aggregation, "--max-new-tokens", "12"])
     examples = data.load_examples(dataset)[:4]
-    prompts = [vlm.chat_prompt(processor, e["question"], fast_grpo.PROMPTS["fast"]) for e in examples]
+    prompts = [vlm.chat_prompt(processor, e["question"], methods.PROMPTS["fast"]) for e in examples]
     inputs = vlm.take_rows(vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples]),
                            np.repeat(np.arange(4), 2))
     suppress = vlm.vision_token_ids(policy, processor)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import fast_grpo
+import methods
 from fast_grpo import Args, group_advantages, grpo_loss, k3_kl, parse_args, shape_rewards
 
 
@@ -181,7 +182,7 @@ def test_presets_fill_switches_and_flags_override_them(tmp_path):
 
 def test_the_demo_model_gets_demo_defaults_and_any_other_model_the_papers():
     demo = parse_args([])
-    assert (demo.model, demo.data, demo.method) == (fast_grpo.DEMO_MODEL, "synthetic", "fast")
+    assert (demo.model, demo.data, demo.method) == (methods.DEMO_MODEL, "synthetic", "fast")
     assert demo.lr == fast_grpo.DEMO_DEFAULTS["lr"] != 1e-6
     real = parse_args(["--model", "Qwen/Qwen2-VL-2B-Instruct"])
     assert (real.lr, real.group_size, real.max_new_tokens) == (1e-6, 8, 1024)

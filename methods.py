@@ -1,0 +1,60 @@
+"""The method presets: what each method prompts the model with, how its answers are scored, which FAST parts are on.
+
+FAST-GRPO (Xiao & Gan, NeurIPS 2025) and the baselines of "Think or Not Think" (Li et al., 2025) differ only in
+these settings; the training loop (fast_grpo.py) and the evaluation (eval.py) both read them from here, so a
+number in an evaluation is scored the way training rewarded it. docs/paper.md, "Prompts and presets", states them.
+"""
+
+import os
+
+import numpy as np
+
+import rewards
+
+# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
+
+# The instruction that follows the question in the user turn (verbatim from the papers).
+PROMPTS = {
+    "fast": "You FIRST think about the reasoning process as an internal monologue and then provide the final "
+            "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
+            "BE put in <answer> </answer> tags.",
+    "thinking": "Please output the thinking process in <think> </think> and final answer in <answer> </answer> "
+                "tags.",
+    "no-thinking": "Please directly output the answer.",
+    "think-after-answer": "Please first output the answer in <answer> </answer> tags and then output a brief "
+                          "reasoning process in <reason> </reason> tags.",
+}
+
+# prompt: a key of PROMPTS; format_style: rewards.FORMAT_STYLES key (None: No-Thinking's exact match, no r_fmt);
+# format_weight: r = r_acc + format_weight * r_fmt (+ 0.5 r_t with the length reward); kl_coef: the constant beta
+# when dynamic_kl is off; the last three switch FAST's parts on (Eq. 4, Eq. 5, Slow-to-Fast sampling).
+METHODS = {
+    "fast": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
+                 length_reward=True, dynamic_kl=True, curriculum="slow-to-fast"),
+    "grpo": dict(prompt="fast", format_style="think", format_weight=0.5, kl_coef=0.01,
+                 length_reward=False, dynamic_kl=False, curriculum="none"),
+    "thinking": dict(prompt="thinking", format_style="think", format_weight=1.0, kl_coef=0.04,
+                     length_reward=False, dynamic_kl=False, curriculum="none"),
+    "no-thinking": dict(prompt="no-thinking", format_style=None, format_weight=0.0, kl_coef=0.04,
+                        length_reward=False, dynamic_kl=False, curriculum="none"),
+    "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
+                               kl_coef=0.04, length_reward=False, dynamic_kl=False, curriculum="none"),
+}
+
+
+def instruction(method):
+    """The text a method appends to every question."""
+    return PROMPTS[METHODS[method]["prompt"]]
+
+
+def score_responses(texts, answers, method):
+    """Rule-based rewards per response: (correct r_acc, format r_fmt) as float arrays (docs/paper.md, "Answer
+    checking"). No-Thinking RL scores the whole output by exact match and has no format reward."""
+    preset = METHODS[method]
+    if preset["format_style"] is None:  # No-Thinking RL: the whole output must equal the label
+        correct = [rewards.equality_reward(t, a) for t, a in zip(texts, answers)]
+        return np.array(correct), np.zeros(len(texts))
+    correct = [rewards.accuracy_reward(t, a) for t, a in zip(texts, answers)]
+    fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
+    return np.array(correct), np.array(fmt)
