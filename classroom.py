@@ -44,7 +44,7 @@ class Exercise:
     """One idea a course teaches: the function(s) a student writes and the project tests that grade them."""
     id: str
     functions: tuple  # "module.function", blanked together
-    reference: str  # where the paper-notes (../shared/paper-notes.md) define it
+    reference: str  # the section of docs/paper.md (the specification, copied into every assignment) defining it
     points: int
     minutes: int  # a fair time for a student who has read the reference
     prerequisites: str
@@ -205,7 +205,7 @@ def blank_function(text, name, exercise):
         raise ClassroomError(f"{name}: its body starts on the `def` line; put it on lines of its own to blank it")
     start = body[0].end_lineno + 1 if has_docstring else body[0].lineno  # first line to replace (1-based)
     indent = " " * body[0].col_offset
-    header = (f"Exercise {exercise.id} (paper-notes {exercise.reference}; {exercise.points} points, about "
+    header = (f"Exercise {exercise.id} (docs/paper.md {exercise.reference}; {exercise.points} points, about "
               f"{exercise.minutes} minutes).")
     hint = [*textwrap.wrap(header, 100), *textwrap.wrap(exercise.hint, 100),
             f"Check: python classroom.py grade --only {exercise.id}"]
@@ -253,9 +253,8 @@ def make(out, only=None, source=HERE):
     """
     exercises = pick_exercises(only)
     copy_project(source, out)
-    spec = os.path.join(source, os.pardir, "shared", "paper-notes.md")
-    if os.path.isfile(spec):  # the hints cite its sections; an assignment travels without ../shared
-        shutil.copyfile(spec, os.path.join(out, "paper-notes.md"))
+    if not os.path.isfile(os.path.join(out, "docs", "paper.md")):  # the hints cite its sections
+        raise ClassroomError(f"{source}: no docs/paper.md to copy into the assignment")
     for exercise in exercises:
         for qualified in exercise.functions:
             module, name = qualified.split(".")

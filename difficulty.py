@@ -1,12 +1,12 @@
-"""Question difficulty for FAST-GRPO (paper-notes sections 2, 4 and 5).
+"""Question difficulty for FAST-GRPO (docs/paper.md §2, §4 and §5).
 
 Everything here is plain numpy/PIL and works on one batch of questions at a time:
 
 - extrinsic difficulty: per-question pass rate over its G rollouts, S_ext = 1 - pass;
 - intrinsic difficulty: image complexity H_img = GLCM entropy (+ classifier entropy), paper Eq. 2;
-- combined difficulty S_d = S_ext * rank(H_img) and the "hard" threshold (80th percentile);
+- combined difficulty S_d = S_ext * rank(H_img), paper Eq. 3, and the "hard" threshold (80th percentile);
 - the difficulty-aware KL coefficient, paper Eq. 5;
-- the curriculum filters: binary Slow-to-Fast (paper-notes section 5 / Algorithm 1) and the continuous
+- the curriculum filters: binary Slow-to-Fast (paper Algorithm 1, docs/paper.md §5) and the continuous
   variant of the paper's appendix I.
 
 All entropies are in bits (log base 2), so a uniform two-class classifier adds exactly 1.
@@ -50,7 +50,7 @@ def _entropy_bits(p: np.ndarray, axis=-1) -> np.ndarray:
 def pass_rates(correct) -> np.ndarray:
     """Per-question pass rate from a (questions, G) 0/1 matrix of rollout correctness.
 
-    S_ext = 1 - pass is the extrinsic difficulty (paper-notes section 2).
+    S_ext = 1 - pass is the extrinsic difficulty (docs/paper.md §2).
     """
     c = np.asarray(correct)
     if c.ndim != 2:
@@ -98,7 +98,7 @@ def _patches(q: np.ndarray) -> np.ndarray:
 
 
 def glcm_entropy(image) -> float:
-    """Mean GLCM entropy (bits) over 64x64 patches of the 64-level grey image.
+    """Eq. 2, texture part: mean GLCM entropy (bits) over 64x64 patches of the 64-level grey image.
 
     Per patch, the co-occurrence counts of the 16 offsets (distances 1..4 x angles 0/45/90/135 degrees)
     are pooled into one 64x64 matrix [ours], normalised to probabilities, and its Shannon entropy taken.
@@ -129,7 +129,7 @@ def glcm_entropy(image) -> float:
 
 
 def image_complexity(image, classifier=None) -> float:
-    """H_img = GLCM entropy + entropy of classifier(image) probabilities, both in bits.
+    """Eq. 2: image complexity H_img = GLCM entropy + entropy of classifier(image) probabilities, both in bits.
 
     `classifier` is any callable returning class probabilities, or the probabilities themselves (computed
     for a batch beforehand: vlm.class_probabilities); they are renormalised here if they do not sum to 1.
@@ -165,7 +165,7 @@ def rank_normalise(values) -> np.ndarray:
 
 
 def combined_difficulty(pass_rate, complexity) -> np.ndarray:
-    """S_d = (1 - pass) * rank_normalise(H_img) over the questions of one batch (paper-notes section 2)."""
+    """Eq. 3: S_d = (1 - pass) * rank_normalise(H_img) over the questions of one batch (docs/paper.md §2)."""
     # Combined difficulty: extrinsic (rollouts) times intrinsic (image) difficulty, as in the released code.
     p = _pass_vector(pass_rate)
     h = _vector(complexity, "complexity")
@@ -190,7 +190,7 @@ def hard_questions(s_d, percentile=80) -> np.ndarray:
 
 
 def kl_coefficients(pass_rate, beta_min=0.001, beta_max=0.03) -> np.ndarray:
-    """Per-question KL weight: hard questions (low pass) get beta_min, easy ones beta_max.
+    """Eq. 5: per-question KL weight beta_q; hard questions (low pass) get beta_min, easy ones beta_max.
 
     A loose leash lets the policy explore where it fails; easy questions stay near the reference.
     """
@@ -212,7 +212,7 @@ def mixed_outcomes(pass_rate) -> np.ndarray:
 
 
 def slow_to_fast_keep(pass_rate, progress) -> np.ndarray:
-    """Mask of groups kept for the update under the paper's binary Slow-to-Fast curriculum (section 5).
+    """Algorithm 1's Slow-to-Fast sampling: mask of groups kept for the update, binary schedule (docs/paper.md §5).
 
     Slow half (progress < 0.5): drop easy groups, pass >= 0.75, so training uses questions that need thought.
     Fast half (progress >= 0.5): instead drop hard groups, pass <= 0.25; easy groups come back to practise
@@ -221,7 +221,7 @@ def slow_to_fast_keep(pass_rate, progress) -> np.ndarray:
     solves (pass 0) is kept in the slow half. Filter first; compute theta and L_avg over the kept groups
     (Algorithm 1).
     """
-    # Curriculum: paper-notes section 5 / Algorithm 1 (the paper's order and rule, not the released code's).
+    # Curriculum: Algorithm 1, docs/paper.md §5 (the paper's order and rule, not the released code's).
     if not 0 <= progress <= 1:  # also rejects NaN
         raise ValueError(f"progress must lie in [0, 1], got {progress}")
     p = _pass_vector(pass_rate)
@@ -229,7 +229,7 @@ def slow_to_fast_keep(pass_rate, progress) -> np.ndarray:
 
 
 def continuous_keep(pass_rate, progress, uniform) -> np.ndarray:
-    """Mask of groups kept under the paper's continuous curriculum (appendix I): an easy group (pass >= 0.75)
+    """Appendix I's continuous curriculum: mask of groups kept (docs/paper.md §5); an easy group (pass >= 0.75)
     is admitted with probability p_easy(t) = 0.4 t / T, every other group always.
 
     `uniform` holds one number drawn uniformly from [0, 1) per group (the caller owns the random state, so

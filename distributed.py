@@ -59,6 +59,37 @@ def gather(array):
     return np.concatenate(parts) if isinstance(array, np.ndarray) else [item for part in parts for item in part]
 
 
+def whole_batch(*arrays):
+    """The seam between one process and the batch: each array (this process's questions) -> the whole batch's, in
+    process order. Algorithm 1 defines the filter, theta, L_avg and the ranks of H_img over the whole batch."""
+    return tuple(gather(array) for array in arrays)
+
+
+def my_questions(num_questions):
+    """The positions of this process's `num_questions` questions in the whole batch (whole_batch's order)."""
+    return slice(rank() * num_questions, (rank() + 1) * num_questions)
+
+
+def update_rows(keep, group_size, rollout, advantages, kl_coef):
+    """What the policy update gets from this process: the rows of its kept groups (questions x G, `keep` per
+    question), their completions, advantages and KL coefficients, and `totals`: the number of rows and of response
+    tokens of the whole update, every process's (each micro-batch's loss is weighted by its share of those).
+
+    DDP needs a backward pass from every process, so a process that kept no group while others did gets one group
+    with an empty response mask, zero advantages and zero KL coefficients: it runs the passes and teaches nothing.
+    """
+    rows = np.flatnonzero(np.repeat(keep, group_size))
+    batch = dict(rows=rows, completion_ids=rollout["completion_ids"][rows],
+                 response_mask=rollout["response_mask"][rows], advantages=advantages, kl_coef=kl_coef)
+    batch["totals"] = (total(len(rows)), total(batch["response_mask"].sum()))
+    if len(rows) == 0:
+        rows = np.arange(group_size)
+        batch.update(rows=rows, completion_ids=rollout["completion_ids"][rows],
+                     response_mask=torch.zeros_like(rollout["response_mask"][rows]),
+                     advantages=torch.zeros(group_size), kl_coef=torch.zeros(group_size))
+    return batch
+
+
 def total(value):
     """The sum of a number over all processes."""
     if not active():

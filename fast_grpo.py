@@ -1,20 +1,23 @@
 """FAST-GRPO: Fast-Slow Thinking GRPO for vision-language models, in one plain PyTorch loop.
 
-Xiao & Gan, "Fast-Slow Thinking GRPO for Large Vision-Language Model Reasoning" (NeurIPS 2025).
-The specification of every formula and constant is ../shared/paper-notes.md ("§n" below points there).
+Xiao & Gan, "Fast-Slow Thinking GRPO for Large Vision-Language Model Reasoning" (NeurIPS 2025). Every formula
+and constant is stated in docs/paper.md ("§n" below points there); each equation is one function, named there.
 
-One training step (paper Algorithm 1):
-    sample G responses per question -> score them -> difficulty (pass rate x image complexity)
-    -> Slow-to-Fast filtering -> thinking reward + group advantages -> mu clipped updates with KL -> log
+Read top to bottom: Args (every flag), the GRPO objective, then `training_step`, one iteration of the paper's
+Algorithm 1:
+    sample G responses per question -> score them (r_acc, r_fmt) -> image complexity (Eq. 2)
+    -> pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags -> thinking reward (Eq. 4), KL coefficient (Eq. 5)
+    -> group-normalised advantages -> mu clipped policy updates with the KL penalty
+and last `train`, the harness that runs it (set-up, resume, logs, checkpoints, signals: harness.py).
 
-    python fast_grpo.py --model Qwen/Qwen2-VL-2B-Instruct --data train.jsonl
+    python fast_grpo.py                                                          # the offline demo
+    python fast_grpo.py --model Qwen/Qwen2-VL-2B-Instruct --data train.jsonl     # a real model and data
 """
 
 import argparse
 import dataclasses
 import math
 import os
-import random
 import signal
 import sys
 import time
@@ -28,6 +31,8 @@ import checkpoints
 import data
 import difficulty
 import distributed
+import eval as evaluation
+import harness
 import logs
 import methods
 import rewards
@@ -35,7 +40,7 @@ import stopping
 import vlm
 
 # ----------------------------------------------------------------------------------------------------------
-# Arguments
+# Arguments: every flag, with its default and what it does (`python fast_grpo.py --help`)
 
 
 DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
@@ -51,8 +56,7 @@ def arg(default, help, **kwargs):
 @dataclass
 class Args:
     # what to train, on what
-    method: str = arg("fast", "preset: fast | grpo | thinking | no-thinking | think-after-answer",
-                      choices=["fast", "grpo", "thinking", "no-thinking", "think-after-answer"])
+    method: str = arg("fast", "preset (methods.py): " + " | ".join(methods.METHODS), choices=list(methods.METHODS))
     model: str = arg(None, "hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or local folder of a Qwen2-VL/Qwen2.5-VL "
                      "model (default: the shipped demo_model/)")
     data: str = arg("synthetic", "JSONL file, one {image, question, answer} per line (EasyR1 keys images/problem "
@@ -85,10 +89,10 @@ class Args:
     # FAST components; None = the preset's value
     length_reward: bool = arg(None, "add the adaptive thinking reward, Eq. 4", boolean=True)
     dynamic_kl: bool = arg(None, "difficulty-aware KL coefficient, Eq. 5 (off: constant --kl-coef)", boolean=True)
-    curriculum: str = arg(None, "which groups the update uses (§5): slow-to-fast = the paper's binary schedule (first "
-                          "half drops pass >= 0.75, second half pass <= 0.25), continuous = appendix I (a group with "
-                          "pass >= 0.75 is kept with probability 0.4 t/T), none = every group (default: the method's; the "
-                          f"demo model's is {DEMO_DEFAULTS['curriculum']}, see README)",
+    curriculum: str = arg(None, "which groups the update uses (docs/paper.md §5): slow-to-fast = the paper's "
+                          "binary schedule (first half drops pass >= 0.75, second half pass <= 0.25), continuous = "
+                          "appendix I (a group with pass >= 0.75 is kept with probability 0.4 t/T), none = every group "
+                          f"(default: the method's; the demo model's is {DEMO_DEFAULTS['curriculum']}, see docs/demo.md)",
                           choices=["slow-to-fast", "continuous", "none"])
     slow_to_fast: bool = arg(None, "old spelling: --slow-to-fast = --curriculum slow-to-fast, --no-slow-to-fast = "
                              "--curriculum none", boolean=True)
@@ -168,8 +172,28 @@ def check_args(args, parser):
             parser.error(message)  # one line on stderr, exit code 2
 
 
-# ----------------------------------------------------------------------------------------------------------
-# GRPO math (§1): pure torch, no model
+def describe_settings(args):
+    """The first lines of a run: the model's defaults it used, and every setting that differs from the method
+    preset, with the reason (a flag, or the demo model's default)."""
+    is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
+    model_defaults = DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS
+    source = "the demo model's defaults (docs/demo.md)" if is_demo else "the paper's defaults (docs/paper.md §1)"
+    preset = methods.METHODS[args.method]
+    used = [f"{key} {getattr(args, key):g}" if isinstance(getattr(args, key), float) else f"{key} {getattr(args, key)}"
+            for key, value in model_defaults.items() if getattr(args, key) == value and key not in preset]
+    lines = [f"settings from {source}: " + ", ".join(used)] if used else []
+    for key, preset_value in preset.items():
+        value = getattr(args, key, preset_value)
+        if key in dataclasses.asdict(args) and value != preset_value:
+            flag = ("--no-" if value is False else "--") + key.replace("_", "-")
+            why = ("the demo model's default, see docs/demo.md" if is_demo and DEMO_DEFAULTS.get(key) == value
+                   else f"set by {flag}")
+            lines.append(f"{key} {value}, not the {args.method} preset's {preset_value}: {why}")
+    return lines
+
+
+# ==========================================================================================================
+# ALGO LOGIC: the GRPO objective (docs/paper.md §1). Pure torch, no model.
 
 
 def group_advantages(rewards):
@@ -190,7 +214,7 @@ def k3_kl(logp, ref_logp):
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
               aggregation="seq"):
-    """Minus the GRPO objective of paper-notes §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
+    """Minus the GRPO objective of docs/paper.md §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
 
     Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp).
     Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
@@ -212,83 +236,162 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
     raise ValueError(f"aggregation must be 'seq' or 'token', got {aggregation!r}")
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Scoring, difficulty and filtering for one batch (Algorithm 1): pure numpy, no model
+# ==========================================================================================================
+# ALGO LOGIC: one training step, the paper's Algorithm 1
 
 
-def shape_rewards(correct, fmt, lengths, complexity, progress, args):
-    """Difficulty -> Slow-to-Fast filter -> thinking reward -> total reward and KL coefficients.
+def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="none", drop_pass_0_1=False,
+                  hard_percentile=80.0, length_reward=True, format_weight=0.5, dynamic_kl=True, kl_coef=0.01,
+                  beta_min=0.001, beta_max=0.03):
+    """Algorithm 1's middle: pass rate -> Slow-to-Fast filter -> S_d (Eq. 3) and hard flags -> thinking reward
+    (Eq. 4) -> total reward, and the KL coefficients (Eq. 5). Pure numpy.
 
-    correct, fmt, lengths: (questions, G); complexity: (questions,); progress: fraction of training done.
-    Filtering comes first; the hard threshold and L_avg are then computed over the kept groups only.
-    Returns keep, hard (questions,) bool; reward (questions, G); kl_coef (questions,).
+    correct, fmt, lengths: (questions, G); complexity: (questions,) H_img of Eq. 2; progress: t / T.
+    The filter comes first; theta (the hard threshold) and L_avg are then computed over the kept groups only.
+    Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,).
     """
     num_questions, group_size = correct.shape
-    pass_rate = difficulty.pass_rates(correct)
-    if args.curriculum == "slow-to-fast":  # §5
+    pass_rate = difficulty.pass_rates(correct)  # extrinsic difficulty S_ext = 1 - pass (§2)
+    if curriculum == "slow-to-fast":  # §5: Algorithm 1's binary schedule
         keep = difficulty.slow_to_fast_keep(pass_rate, progress)
-    elif args.curriculum == "continuous":  # §5, the paper's appendix I
+    elif curriculum == "continuous":  # §5: the paper's appendix I
         keep = difficulty.continuous_keep(pass_rate, progress, np.random.random(num_questions))
     else:
         keep = np.ones(num_questions, dtype=bool)
-    if args.drop_pass_0_1:  # the released code's online rule
+    if drop_pass_0_1:  # the released code's online rule
         keep &= difficulty.mixed_outcomes(pass_rate)
     hard = np.zeros(num_questions, dtype=bool)
-    reward = correct + methods.METHODS[args.method]["format_weight"] * fmt
+    reward = correct + format_weight * fmt  # r_acc + w r_fmt
     if keep.any():
-        s_d = difficulty.combined_difficulty(pass_rate[keep], complexity[keep])  # S_d = S_ext * rank(H_img)
-        hard[keep] = difficulty.hard_questions(s_d, args.hard_percentile)
-        if args.length_reward:  # Eq. 4, r = r_acc + 0.5 r_fmt + 0.5 r_t
+        s_d = difficulty.combined_difficulty(pass_rate[keep], complexity[keep])  # Eq. 3: S_d = S_ext * rank(H_img)
+        hard[keep] = difficulty.hard_questions(s_d, hard_percentile)  # S_d >= theta (80th percentile)
+        if length_reward:  # Eq. 4: r = r_acc + 0.5 r_fmt + 0.5 r_t
             thinking = rewards.thinking_reward(lengths[keep].ravel(), correct[keep].ravel() > 0,
                                                np.repeat(hard[keep], group_size))
             reward[keep] += 0.5 * thinking.reshape(-1, group_size)
-    if args.dynamic_kl:  # Eq. 5
-        kl_coef = difficulty.kl_coefficients(pass_rate, args.beta_min, args.beta_max)
+    if dynamic_kl:  # Eq. 5: beta_q = beta_min + (beta_max - beta_min) * pass_q
+        kl_coef = difficulty.kl_coefficients(pass_rate, beta_min, beta_max)
     else:
-        kl_coef = np.full(num_questions, args.kl_coef)
+        kl_coef = np.full(num_questions, kl_coef)
     return dict(pass_rate=pass_rate, keep=keep, hard=hard, reward=reward, kl_coef=kl_coef)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The policy update: mu optimizer steps on the clipped objective
+def reward_settings(args):
+    """The fields of Args that shape_rewards uses."""
+    keys = ("curriculum", "drop_pass_0_1", "hard_percentile", "length_reward", "dynamic_kl", "kl_coef", "beta_min",
+            "beta_max")
+    return dict({key: getattr(args, key) for key in keys}, format_weight=methods.METHODS[args.method]["format_weight"])
 
 
-def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_coef, args, suppress_ids,
-                  batch_totals=None):
-    """`args.updates_per_batch` optimizer steps on the rows of `inputs`/`rollout`; returns mean statistics.
+def training_step(run, step, args):
+    """One iteration of Algorithm 1 on this process's share of the step's questions; returns (metrics, samples).
 
-    Rows go through the model `args.micro_batch_size` at a time; each micro-batch's loss is weighted by its
-    share of the batch (rows for "seq", tokens for "token"), so the gradient is that of the whole batch.
-    Under torchrun the batch is every process's kept rows (`batch_totals`: their number and their response
-    tokens), `policy` is wrapped in DistributedDataParallel, and the statistics are summed over processes.
+    `run` (harness.Run) holds the models, the optimizer, the data and what is computed once (prompts' instruction,
+    suppressed token ids, the image-complexity cache). Under torchrun, the quantities the paper defines over the
+    batch (the filter, theta, L_avg, ranks) are computed on every process from the whole batch (distributed.py).
     """
-    num_rows, total_tokens = batch_totals or (len(advantages), float(rollout["response_mask"].sum()))
+    group_size = args.group_size
+    # 1. A batch of questions; sample G responses to each with the current policy (rows i*G .. i*G+G-1: question i)
+    indices = distributed.my_share(data.batch_indices(len(run.examples), args.batch_size, step, args.seed))
+    batch = [run.examples[i] for i in indices]
+    images = [data.load_image(example["image"], run.max_pixels) for example in batch]
+    prompts = [vlm.chat_prompt(run.processor, example["question"], run.instruction) for example in batch]
+    group_rows = np.repeat(np.arange(len(batch)), group_size)
+    inputs = vlm.take_rows(vlm.encode(run.processor, prompts, images), group_rows)
+    stopping.doing("sampling", len(group_rows), inputs["input_ids"].shape[1] + args.max_new_tokens)
+    with run.autocast:
+        rollout = vlm.sample(run.policy, run.processor, inputs, args.max_new_tokens, args.temperature,
+                             run.suppress_ids, run.eos_ids)
+
+    # 2. Rule-based rewards of each response: accuracy r_acc and format r_fmt (§6); its length L (Eq. 4)
+    correct, fmt = methods.score_responses(rollout["texts"], [batch[i]["answer"] for i in group_rows], args.method)
+    token_lengths = rollout["response_mask"].sum(1).numpy()
+    lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
+                                                                            for t in rollout["texts"]])
+    grid = (len(batch), group_size)
+    correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
+
+    # 3. Intrinsic difficulty: the image complexity H_img of Eq. 2 (computed once per image)
+    complexity = image_complexities(run, indices, images)
+
+    # 4. Difficulty and rewards over the whole batch: pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags,
+    #    thinking reward (Eq. 4), KL coefficients (Eq. 5)
+    correct, fmt, lengths, complexity, token_lengths, truncated, levels = distributed.whole_batch(
+        correct, fmt, lengths, complexity, token_lengths.reshape(grid), rollout["truncated"].numpy(),
+        [example.get("level") for example in batch])
+    shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, **reward_settings(args))
+
+    # 5. GRPO: advantages normalised within each kept group of this process
+    mine = distributed.my_questions(len(batch))
+    keep = shaped["keep"][mine]
+    advantages = group_advantages(shaped["reward"][mine][keep]).flatten()
+    kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][keep], group_size), dtype=torch.float32)
+
+    # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
+    stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
+    if shaped["keep"].any():  # anywhere: under torchrun every process takes part in the update
+        update = distributed.update_rows(keep, group_size, rollout, advantages, kl_coef)
+        with run.autocast:
+            stats = policy_update(run.trainer, run.reference, run.optimizer, vlm.take_rows(inputs, update["rows"]),
+                                  update, run.suppress_ids, **update_settings(args))
+    metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels)
+    return metrics, logs.sample_records(step, batch, rollout["texts"], shaped["reward"], group_size)
+
+
+def image_complexities(run, indices, images):
+    """Eq. 2 per question: H_img of its image, cached by example index (it does not change during training); a
+    step's new images go through the optional classifier as one batch."""
+    new = [(index, image) for index, image in zip(indices, images) if index not in run.complexity_cache]
+    new_images = [image for _, image in new]
+    semantic = vlm.class_probabilities(run.classifier, new_images) if run.classifier and new else [None] * len(new)
+    for (index, image), probabilities in zip(new, semantic):
+        run.complexity_cache[index] = difficulty.image_complexity(image, probabilities)
+    return np.array([run.complexity_cache[index] for index in indices])
+
+
+def update_settings(args):
+    """The fields of Args that policy_update uses."""
+    keys = ("updates_per_batch", "micro_batch_size", "temperature", "eps_low", "eps_high", "aggregation",
+            "max_grad_norm")
+    return {key: getattr(args, key) for key in keys}
+
+
+def policy_update(policy, reference, optimizer, inputs, batch, suppress_ids, *, updates_per_batch=1,
+                  micro_batch_size=8, temperature=1.0, eps_low=0.2, eps_high=0.2, aggregation="seq",
+                  max_grad_norm=1.0):
+    """mu = `updates_per_batch` optimizer steps of the clipped objective (grpo_loss) on the rows of `inputs`.
+
+    batch: completion_ids, response_mask (rows, T), advantages, kl_coef (rows,), and `totals`: the number of rows
+    and of response tokens of the whole update (every process's under torchrun, distributed.update_rows). Rows go
+    through the model `micro_batch_size` at a time; each micro-batch's loss is weighted by its share of the whole
+    (rows for "seq", tokens for "token"), so the gradient is that of the whole batch. Returns mean statistics.
+    """
+    advantages, kl_coef = batch["advantages"], batch["kl_coef"]
+    num_rows, total_tokens = batch["totals"]
     total_tokens = max(total_tokens, 1.0)
     processes = distributed.world_size()  # DDP averages the processes' gradients: each share is of the whole batch
     device = next(policy.parameters()).device
-    size = args.micro_batch_size
-    chunks = [list(range(i, min(i + size, len(advantages)))) for i in range(0, len(advantages), size)]
+    chunks = [list(range(i, min(i + micro_batch_size, len(advantages))))
+              for i in range(0, len(advantages), micro_batch_size)]
 
     def micro_batch(chunk):
-        mask = rollout["response_mask"][chunk]
+        mask = batch["response_mask"][chunk]
         width = max(1, int(mask.sum(1).max()))  # the mask is a prefix: no row needs columns past its longest
-        return vlm.take_rows(inputs, chunk), rollout["completion_ids"][chunk][:, :width], mask[:, :width]
+        return vlm.take_rows(inputs, chunk), batch["completion_ids"][chunk][:, :width], mask[:, :width]
 
     def logprobs(model, chunk, work="the update's forward pass"):
         rows, completion_ids, mask = micro_batch(chunk)
-        tokens = rows["input_ids"].shape[1] + completion_ids.shape[1]
-        with stopping.naming_out_of_memory(work, len(chunk), tokens, weights_changed=update > 0):
-            return vlm.token_logprobs(model, rows, completion_ids, mask, args.temperature, suppress_ids)
+        stopping.doing(work, len(chunk), rows["input_ids"].shape[1] + completion_ids.shape[1])
+        return vlm.token_logprobs(model, rows, completion_ids, mask, temperature, suppress_ids)
 
-    update = 0  # which of the mu updates runs: an out-of-memory error in a later one finds the weights changed
     with torch.no_grad():
         ref_logp = [logprobs(reference, chunk, "the reference's forward pass") for chunk in chunks]
         # With mu = 1 the sampling policy is the current one (rho == 1); otherwise freeze it now.
         old_logp = [logprobs(policy, chunk, "the policy's forward pass") for chunk in chunks] \
-            if args.updates_per_batch > 1 else None
+            if updates_per_batch > 1 else None
 
     stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0)
-    for update in range(args.updates_per_batch):
+    for _ in range(updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         loss_sum, kl_sum, clipped = 0.0, 0.0, 0.0
         for i, chunk in enumerate(chunks):
@@ -298,206 +401,57 @@ def policy_update(policy, reference, optimizer, inputs, rollout, advantages, kl_
                 logp = logprobs(policy, chunk)
                 old = old_logp[i] if old_logp is not None else logp.detach()
                 adv, beta = advantages[chunk].to(device), kl_coef[chunk].to(device)
-                loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, args.eps_low, args.eps_high,
-                                 args.aggregation)
-                share = processes * (len(chunk) / num_rows if args.aggregation == "seq" else mask.sum() / total_tokens)
-                with stopping.naming_out_of_memory("the update's backward pass", len(chunk), mask.shape[1],
-                                                   update > 0):
-                    (loss * share).backward()
+                loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, eps_low, eps_high, aggregation)
+                share = processes * (len(chunk) / num_rows if aggregation == "seq" else mask.sum() / total_tokens)
+                stopping.doing("the update's backward pass", len(chunk), mask.shape[1])
+                (loss * share).backward()
             with torch.no_grad():
                 loss_sum += float(loss * share) / processes
                 kl_sum += float(torch.where(mask, k3_kl(logp, ref_logp[i]), 0.0).sum())
                 ratio = torch.exp(logp - old)
-                clipped += float((((ratio < 1 - args.eps_low) | (ratio > 1 + args.eps_high)) & mask).sum())
+                clipped += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
         loss_sum, kl_sum, clipped = (distributed.total(x) for x in (loss_sum, kl_sum, clipped))
         params = [p for p in policy.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
         if math.isfinite(loss_sum) and math.isfinite(grad_norm):
-            with stopping.naming_out_of_memory("the optimizer step", int(num_rows), 0, weights_changed=True):
-                optimizer.step()
+            stopping.doing("the optimizer step", int(num_rows), weights_changed=True)
+            optimizer.step()
         else:  # a non-finite loss or gradient would poison the weights: skip this step
             stats["skipped_updates"] += 1
         optimizer.zero_grad(set_to_none=True)
-        stats["loss"] += loss_sum / args.updates_per_batch
-        stats["grad_norm"] += grad_norm / args.updates_per_batch
-        stats["kl"] += kl_sum / total_tokens / args.updates_per_batch
-        stats["clip_fraction"] += clipped / total_tokens / args.updates_per_batch
+        stats["loss"] += loss_sum / updates_per_batch
+        stats["grad_norm"] += grad_norm / updates_per_batch
+        stats["kl"] += kl_sum / total_tokens / updates_per_batch
+        stats["clip_fraction"] += clipped / total_tokens / updates_per_batch
     return stats
 
 
-def update_on_kept_groups(policy, reference, optimizer, inputs, rollout, reward, kl_coef, keep, args, suppress_ids):
-    """Advantages (§1) of this process's kept groups, then policy_update on their rows.
-
-    reward: (questions, G); kl_coef, keep: (questions,). Under torchrun the batch is every process's kept groups:
-    shares are of their total rows and tokens, and a process that kept none still runs one backward pass (DDP
-    needs it) on a group with an empty response mask, which teaches nothing.
-    """
-    kept_rows = np.flatnonzero(np.repeat(keep, args.group_size))
-    kept_rollout = {k: rollout[k][kept_rows] for k in ("completion_ids", "response_mask")}
-    batch_totals = (distributed.total(len(kept_rows)), distributed.total(kept_rollout["response_mask"].sum()))
-    if keep.any():
-        advantages = group_advantages(reward[keep]).flatten()
-        kl_coef = torch.as_tensor(np.repeat(kl_coef[keep], args.group_size), dtype=torch.float32)
-    else:
-        kept_rows = np.arange(args.group_size)
-        kept_rollout = dict(completion_ids=rollout["completion_ids"][kept_rows],
-                            response_mask=torch.zeros_like(rollout["response_mask"][kept_rows]))
-        advantages, kl_coef = torch.zeros(args.group_size), torch.zeros(args.group_size)
-    return policy_update(policy, reference, optimizer, vlm.take_rows(inputs, kept_rows), kept_rollout, advantages,
-                         kl_coef, args, suppress_ids, batch_totals)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The training loop
+# ==========================================================================================================
+# HARNESS: the run around the step (set-up, resume, logging, saving, signals, out of memory: harness.py)
 
 
 def train(args):
-    device = distributed.setup(vlm.pick_device(args.device))  # under torchrun: this process's GPU (or CPU)
-    main_process = distributed.rank() == 0  # the one that prints, logs and saves
-    random.seed(args.seed)
-    np.random.seed(args.seed)  # the same on every process: the curriculum's draws are shared
-    torch.manual_seed(args.seed + distributed.rank())  # different samples on each process
-    dtype = vlm.pick_dtype(args.dtype, device)
-    preset = methods.METHODS[args.method]
-    os.makedirs(args.output_dir, exist_ok=True)
-
-    # --- model and data
-    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
-    vlm.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
-    checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
-    state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
-    if state:
-        checkpoints.check_resume_args(state["args"], args, checkpoint)
-    processor = vlm.load_processor(args.model, args.max_pixels)
-    # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
-    # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
-    policy = vlm.load_model(checkpoint or args.model, torch.float32, device)
-    reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    if args.freeze_vision:
-        policy.model.visual.requires_grad_(False)
-    if args.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
-    policy.train()
-    trainable = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
-    suppress_ids = vlm.vision_token_ids(policy, processor)
-    eos_ids = vlm.eos_token_ids(policy, processor)
-    instruction = methods.PROMPTS[preset["prompt"]]
-    complexity_cache = {}  # example index -> H_img; it does not change during training
-    classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
-    max_pixels = vlm.max_image_pixels(processor)  # a larger image is shrunk as it is decoded
-    if main_process:
-        print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}"
-              + (f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "") + "; "
-              "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
-                                       if classifier else "GLCM entropy only (no --complexity-model)"))
-
-    start_step = 0
-    metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
-    samples_path = os.path.join(args.output_dir, "samples.jsonl")
-    if checkpoint:
-        optimizer.load_state_dict(state["optimizer"])
-        rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
-        if len(rng) != distributed.world_size():  # each process must continue its own random stream
-            raise data.DataError(checkpoint, "resumed with a different number of processes",
-                                 f"{len(rng)} when it was saved, {distributed.world_size()} now")
-        checkpoints.set_rng_states(rng[distributed.rank()])
-        start_step = state["step"]
-        if main_process:
-            logs.keep_steps_until(metrics_path, start_step)
-            logs.keep_steps_until(samples_path, start_step)
-            print(f"resumed from {checkpoint} at step {start_step}")
-    elif main_process:
-        for path in (metrics_path, samples_path):
-            open(path, "w").close()
-    trainer = distributed.wrap(policy)  # DistributedDataParallel for the update under torchrun, else the policy
-
-    stop_signal, bad_streak, out_of_memory = stopping.catch_stop_signals(), 0, None
-    bar = tqdm(range(start_step, args.max_steps), initial=start_step, total=args.max_steps, desc="FAST-GRPO",
-               disable=not main_process)
-    try:
-        for step in bar:
-            started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
-            # --- sample G responses per question
-            indices = distributed.my_share(data.batch_indices(len(examples), args.batch_size, step, args.seed))
-            batch = [examples[i] for i in indices]
-            images = [data.load_image(example["image"], max_pixels) for example in batch]
-            prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
-            group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
-            inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
-            width = inputs["input_ids"].shape[1] + args.max_new_tokens
-            with autocast, stopping.naming_out_of_memory("sampling", len(group_rows), width):
-                rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
-                                     eos_ids)
-
-            # --- score
-            answers = [batch[i]["answer"] for i in group_rows]
-            correct, fmt = methods.score_responses(rollout["texts"], answers, args.method)
-            token_lengths = rollout["response_mask"].sum(1).numpy()
-            lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
-                                                                                    for t in rollout["texts"]])
-            grid = (len(batch), args.group_size)
-            correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
-
-            # --- difficulty, filter, thinking reward, KL coefficients
-            new = [(index, image) for index, image in zip(indices, images) if index not in complexity_cache]
-            new_images = [image for _, image in new]  # the classifier sees them as one batch, once each
-            semantic = vlm.class_probabilities(classifier, new_images) if classifier and new else [None] * len(new)
-            for (index, image), probabilities in zip(new, semantic):
-                complexity_cache[index] = difficulty.image_complexity(image, probabilities)  # Eq. 2
-            complexity = np.array([complexity_cache[index] for index in indices])
-            # under torchrun: the whole batch's groups, on every process (one process: these arrays as they are)
-            mine = slice(distributed.rank() * len(batch), (distributed.rank() + 1) * len(batch))
-            correct, fmt, lengths, complexity, token_lengths, truncated, levels = (distributed.gather(x) for x in (
-                correct, fmt, lengths, complexity, token_lengths.reshape(grid), rollout["truncated"].numpy(),
-                [example.get("level") for example in batch]))
-            shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, args)
-            keep = shaped["keep"][mine]
-
-            # --- advantages and update, on the kept groups only
-            stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
-            if shaped["keep"].any():  # anywhere: under torchrun every process takes part in the update
-                with autocast:
-                    stats = update_on_kept_groups(trainer, reference, optimizer, inputs, rollout,
-                                                  shaped["reward"][mine], shaped["kl_coef"][mine], keep, args,
-                                                  suppress_ids)
-
-            # --- log, save, and stop if asked to or if the numbers went bad
-            metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, started, levels)
-            if main_process:
-                logs.write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, args.group_size)
-                bar.set_postfix_str(logs.live_view(metrics))
-                if args.log_every and (step + 1) % args.log_every == 0:
-                    tqdm.write(logs.compact_line(metrics))
-            if shaped["keep"].any():  # a step with nothing to update neither breaks nor extends a run of bad updates
-                bad_streak = bad_streak + 1 if stats["skipped_updates"] == args.updates_per_batch else 0
-            stop = distributed.any_process(stop_signal)  # read once: a later signal must not find `path` unset
-            if (step + 1) % args.save_every == 0 or step + 1 == args.max_steps or stop or bad_streak >= 3:
-                rng = distributed.gather([checkpoints.rng_states()])  # every process's, for an exact resume
-                path = os.path.join(args.output_dir, f"checkpoint-{step + 1}")
-                if main_process:
-                    checkpoints.save_checkpoint(args.output_dir, step + 1, policy, processor, optimizer, args,
-                                                rng=rng if len(rng) > 1 else rng[0])
-                distributed.barrier()
-            if bad_streak >= 3:
-                raise stopping.TrainingError(f"3 steps in a row had a non-finite loss or gradient (last: step "
-                                             f"{step + 1}); stopped. The last good weights are in {path}")
-            if stop:
-                tqdm.write(f"{(stop_signal or ['a signal'])[0]}: stopped after step {step + 1}; resume with "
-                           f"--resume {path}")
-                return policy
-    except stopping.OutOfMemory as error:  # what the error holds (activations) is freed when this block ends
-        out_of_memory = (str(error), error.weights_changed)
-    if out_of_memory:
-        loaded = checkpoint if step == start_step else None  # resumed, and no step completed since
-        stopping.stop_out_of_memory(out_of_memory, step, loaded, step_rng, policy, processor, optimizer, args)
-    if args.data == "synthetic" and args.compare_at_end and main_process:
-        import eval as evaluation  # eval.py imports this module: import it late
-
-        evaluation.before_and_after(reference, policy, processor, args.model, args.method, args.max_new_tokens,
-                                    args.output_dir)
-    return policy
+    """Algorithm 1's step for steps start..max_steps, with the run around it; returns the trained policy."""
+    run = harness.start(args, describe_settings(args))  # data, models, optimizer; or all of it from a checkpoint
+    bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
+               disable=not run.main_process)
+    for step in bar:
+        started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
+        stopping.new_step()
+        try:
+            metrics, samples = training_step(run, step, args)
+        except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
+            metrics = None
+        if metrics is None:
+            harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
+        metrics["seconds"] = round(time.time() - started, 3)
+        harness.log_step(run, metrics, samples, bar, args)
+        if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
+            return run.policy
+    if args.data == "synthetic" and args.compare_at_end and run.main_process:  # the demo's before/after table
+        evaluation.before_and_after(run.reference, run.policy, run.processor, args.model, args.method,
+                                    args.max_new_tokens, args.output_dir)
+    return run.policy
 
 
 def main(argv=None):

@@ -7,7 +7,6 @@ to a temporary name and renamed.
 
 import json
 import os
-import time
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
-def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, started, levels):
+def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels):
     """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
     tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
     keep, hard = shaped["keep"], shaped["hard"]
@@ -70,8 +69,7 @@ def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, st
         fraction_kept=float(keep.mean()), fraction_truncated=float(np.mean(truncated, dtype=np.float32)),
         kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
         update_skipped=None if keep.any() else "every group filtered out", **stats,
-        seconds=round(time.time() - started, 3),
-    )
+    )  # the harness adds `seconds`
 
 
 def live_view(metrics):
@@ -88,14 +86,11 @@ def compact_line(metrics):
             f"kept {metrics['fraction_kept']:.2f} kl {metrics['kl'] or 0:.4f} {metrics['seconds']:.1f}s")
 
 
-
-def write_logs(metrics_path, samples_path, metrics, batch, rollout, shaped, group_size):
-    """One line of metrics.jsonl, and the first two questions' responses and rewards in samples.jsonl."""
-    append_jsonl(metrics_path, [metrics])
+def sample_records(step, batch, texts, reward, group_size):
+    """samples.jsonl's lines of a step: the first two questions with all their responses and rewards."""
     samples = []
     for i in range(min(2, len(batch))):
         rows = range(i * group_size, (i + 1) * group_size)
-        samples.append(dict(step=metrics["step"], question=batch[i]["question"], answer=batch[i]["answer"],
-                            responses=[rollout["texts"][r] for r in rows],
-                            rewards=[round(float(x), 4) for x in shaped["reward"][i]]))
-    append_jsonl(samples_path, samples)
+        samples.append(dict(step=step + 1, question=batch[i]["question"], answer=batch[i]["answer"],
+                            responses=[texts[r] for r in rows], rewards=[round(float(x), 4) for x in reward[i]]))
+    return samples

@@ -1,7 +1,6 @@
 """How a training run stops: on Ctrl-C or SIGTERM after finishing the step, on out-of-memory after saving the last
 completed step, on repeated non-finite updates; each time with one line that says what to do next."""
 
-import contextlib
 import os
 import signal
 
@@ -11,36 +10,38 @@ from tqdm import tqdm
 import checkpoints
 
 
-
 class TrainingError(RuntimeError):
     """The run cannot go on (repeated non-finite updates, out of memory); the message says why and where the
     weights are."""
 
 
-class OutOfMemory(RuntimeError):
-    """torch.OutOfMemoryError, with the work that ran out of memory and whether this step already changed weights."""
-
-    def __init__(self, message, weights_changed):
-        super().__init__(message)
-        self.weights_changed = weights_changed
+# What the step is doing now, noted before each large piece of work (stopping.doing): an out-of-memory error is
+# caught once, around the whole step (fast_grpo.train), and reported with these words.
+WORK = dict(work="the step", rows=0, tokens=0, weights_changed=False)
 
 
-@contextlib.contextmanager
-def naming_out_of_memory(work, rows, tokens, weights_changed=False):
-    """An out-of-memory error inside becomes an OutOfMemory that names the work and the size of its batch."""
-    try:
-        yield
-    except torch.OutOfMemoryError:
-        raise OutOfMemory(f"{work}, a micro-batch of {rows} rows" + (f" x {tokens} tokens" if tokens else ""),
-                          weights_changed) from None
+def new_step():
+    WORK.update(work="the step", rows=0, tokens=0, weights_changed=False)
 
 
-def stop_out_of_memory(out_of_memory, step, loaded, step_rng, policy, processor, optimizer, args):
+def doing(work, rows, tokens=0, weights_changed=False):
+    """Note the work about to run, its micro-batch size, and whether this step has changed the weights by now (once
+    an optimizer step has started, it has, until the next step)."""
+    WORK.update(work=work, rows=rows, tokens=tokens, weights_changed=WORK["weights_changed"] or weights_changed)
+
+
+def current_work():
+    """'sampling, a micro-batch of 16 rows x 300 tokens': what ran out of memory."""
+    size = f" x {WORK['tokens']} tokens" if WORK["tokens"] else ""
+    return f"{WORK['work']}, a micro-batch of {WORK['rows']} rows{size}"
+
+
+def stop_out_of_memory(step, loaded, step_rng, policy, processor, optimizer, args):
     """Save the last completed step (unless this step already changed the weights, or it is already saved) and
     stop with one line. `loaded`: the checkpoint this run resumed from, if no step has completed since."""
     import distributed
 
-    work, weights_changed = out_of_memory
+    work, weights_changed = current_work(), WORK["weights_changed"]
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     last = os.path.join(args.output_dir, f"checkpoint-{step}")

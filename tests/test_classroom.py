@@ -361,7 +361,7 @@ def test_make_blanks_bodies_and_keeps_everything_else(tmp_path):
         assert ast.get_docstring(new) == ast.get_docstring(old)
         assert isinstance(new.body[-1], ast.Raise) and len(new.body) == 2  # docstring, raise
         source = classroom.function_source((out / f"{module}.py").read_text(), name)
-        assert "# Exercise " in source and "paper-notes" in source and "classroom.py grade --only" in source
+        assert "# Exercise " in source and "docs/paper.md §" in source and "classroom.py grade --only" in source
     # putting the reference functions back gives the project's files byte for byte
     for module in ["fast_grpo", "difficulty"]:
         text = (out / f"{module}.py").read_text()
@@ -391,6 +391,7 @@ def test_make_skips_what_a_student_does_not_need(tmp_path):
     assert not [p for p in copied if p.split(os.sep)[0] in classroom.SKIP_NAMES | {"old-hw", "hw", "checkpoint-3.tmp"}
                 or "__pycache__" in p]
     assert "demo_model/model.safetensors" in copied and "tests/test_fast_grpo.py" in copied
+    assert "docs/paper.md" in copied  # the specification the hints cite
     assert "tests/test_classroom.py" not in copied  # it holds the wrong implementations
     with pytest.raises(classroom.ClassroomError, match="not an empty folder"):
         classroom.make(str(out))  # never over a student's work

@@ -39,8 +39,8 @@ def one_process(rank, world, port, argv, record_dir):
             gathered.append((np.asarray(array).tolist(), np.asarray(everything).tolist()))
         return everything
 
-    def recording_shape(correct, fmt, lengths, complexity, progress, args):
-        result = real_shape(correct, fmt, lengths, complexity, progress, args)
+    def recording_shape(correct, fmt, lengths, complexity, progress, **settings):
+        result = real_shape(correct, fmt, lengths, complexity, progress, **settings)
         shaped.append(dict(progress=progress, **{k: np.asarray(v).tolist() for k, v in result.items()}))
         return result
 
@@ -77,7 +77,8 @@ def test_two_processes_run_the_method_of_one_on_the_whole_batch(warm_model_dir, 
         assert inputs[0].shape == (8, 4)
         # theta (hard flags), L_avg (the thinking reward), the filter and the KL coefficients: what one process
         # computes on all 8 groups, and the same on both processes
-        expected = fast_grpo.shape_rewards(*inputs, ranks[0]["shaped"][step]["progress"], args)
+        expected = fast_grpo.shape_rewards(*inputs, ranks[0]["shaped"][step]["progress"],
+                                           **fast_grpo.reward_settings(args))
         for rank in ranks:
             got = rank["shaped"][step]
             for key in ("keep", "hard", "reward", "kl_coef"):
@@ -87,7 +88,7 @@ def test_two_processes_run_the_method_of_one_on_the_whole_batch(warm_model_dir, 
 
 
 def one_update(model_dir, dataset, aggregation, keep):
-    """One update_on_kept_groups with SGD on a fixed batch of 4 questions x G = 2, micro-batches of 1 row; under
+    """Steps 5-6 of fast_grpo.training_step (advantages of the kept groups, distributed.update_rows, policy_update) with SGD on a fixed batch of 4 questions x G = 2, micro-batches of 1 row; under
     torchrun each process takes its half of the questions. Returns the parameters afterwards."""
     import data
     import vlm
@@ -107,9 +108,14 @@ def one_update(model_dir, dataset, aggregation, keep):
     questions = distributed.my_share(np.arange(4))
     rows = np.concatenate([[2 * q, 2 * q + 1] for q in questions])
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
-    fast_grpo.update_on_kept_groups(distributed.wrap(policy), reference, optimizer, vlm.take_rows(inputs, rows),
-                                    {k: rollout[k][rows] for k in ("completion_ids", "response_mask")},
-                                    reward[questions], kl_coef[questions], np.array(keep)[questions], args, suppress)
+    mine = np.array(keep)[questions]
+    advantages = fast_grpo.group_advantages(reward[questions][mine]).flatten()
+    kl_coef = torch.as_tensor(np.repeat(kl_coef[questions][mine], 2), dtype=torch.float32)
+    update = distributed.update_rows(mine, 2, {k: rollout[k][rows] for k in ("completion_ids", "response_mask")},
+                                     advantages, kl_coef)
+    fast_grpo.policy_update(distributed.wrap(policy), reference, optimizer,
+                            vlm.take_rows(vlm.take_rows(inputs, rows), update["rows"]), update, suppress,
+                            **fast_grpo.update_settings(args))
     return [p.detach().clone() for p in policy.parameters()]
 
 

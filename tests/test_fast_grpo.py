@@ -104,10 +104,11 @@ def test_gradient_is_reinforce_with_mu_1_and_no_kl(aggregation, own_k3):
 
 
 def shaping_args(**overrides):
+    """shape_rewards' keyword settings (fast_grpo.reward_settings) of the fast preset, with `overrides`."""
     args = Args(method="fast", length_reward=True, dynamic_kl=True, curriculum="slow-to-fast", kl_coef=0.01)
     for key, value in overrides.items():
         setattr(args, key, value)
-    return args
+    return fast_grpo.reward_settings(args)
 
 
 def test_shape_rewards_filters_first_then_pays_thinking_reward():
@@ -116,7 +117,7 @@ def test_shape_rewards_filters_first_then_pays_thinking_reward():
     fmt = np.ones((4, 4))
     lengths = np.array([[10, 10, 10, 10], [10, 30, 20, 20], [20, 20, 40, 40], [5, 5, 5, 5]], dtype=float)
     complexity = np.array([1.0, 2.0, 3.0, 4.0])
-    out = shape_rewards(correct, fmt, lengths, complexity, progress=0.1, args=shaping_args())
+    out = shape_rewards(correct, fmt, lengths, complexity, progress=0.1, **shaping_args())
     # slow half: drop easy groups, pass >= 0.75 (q0 with pass 1, q3)
     assert out["keep"].tolist() == [False, True, True, False]
     # S_d over kept: q1 (1-0.5) * 0 = 0, q2 (1-0.25) * 1 = 0.75 -> only q2 is hard
@@ -134,13 +135,13 @@ def test_shape_rewards_fast_half_keeps_solved_groups_and_teaches_them_brevity():
     # pass 1 (q0), 0.5 (q1), 0 (q2); fast half drops only q2 (pass <= 0.25)
     correct = np.array([[1, 1], [1, 0], [0, 0]], dtype=float)
     lengths = np.array([[10.0, 30.0], [20.0, 20.0], [5.0, 5.0]])
-    out = shape_rewards(correct, np.ones((3, 2)), lengths, np.array([1.0, 2.0, 3.0]), 0.7, shaping_args())
+    out = shape_rewards(correct, np.ones((3, 2)), lengths, np.array([1.0, 2.0, 3.0]), 0.7, **shaping_args())
     assert out["keep"].tolist() == [True, True, False]
     # L_avg over the 4 kept responses = 20; q0 is easy (S_d = 0): 1 - 10/20 = 0.5 and 1 - 30/20 = -0.5
     np.testing.assert_allclose(out["reward"][0], [1.5 + 0.25, 1.5 - 0.25])
     # the released code's rule drops q0 too
     released = shape_rewards(correct, np.ones((3, 2)), lengths, np.array([1.0, 2.0, 3.0]), 0.7,
-                             shaping_args(drop_pass_0_1=True))
+                             **shaping_args(drop_pass_0_1=True))
     assert released["keep"].tolist() == [False, True, False]
 
 
@@ -150,7 +151,7 @@ def test_shape_rewards_continuous_curriculum_uses_the_seeded_numpy_state():
     np.random.seed(3)
     draws = np.random.random(8)
     np.random.seed(3)
-    out = shape_rewards(correct, np.ones((8, 2)), np.ones((8, 2)), np.arange(8.0), 0.9, args)
+    out = shape_rewards(correct, np.ones((8, 2)), np.ones((8, 2)), np.arange(8.0), 0.9, **args)
     # easy groups are kept iff their draw is below 0.4 * 0.9; the mixed ones always
     assert out["keep"].tolist() == [bool(d < 0.36) for d in draws[:6]] + [True, True]
     assert 0 < out["keep"][:6].sum() < 6  # seed 3 admits some, not all (checks the test itself)
@@ -160,7 +161,7 @@ def test_shape_rewards_plain_grpo_keeps_everything_and_pays_no_length_reward():
     correct = np.array([[1, 0], [1, 1]], dtype=float)
     fmt = np.array([[1, 0], [1, 1]], dtype=float)
     args = shaping_args(method="grpo", length_reward=False, dynamic_kl=False, curriculum="none", kl_coef=0.02)
-    out = shape_rewards(correct, fmt, np.array([[3.0, 9.0], [1.0, 2.0]]), np.array([1.0, 2.0]), 0.9, args)
+    out = shape_rewards(correct, fmt, np.array([[3.0, 9.0], [1.0, 2.0]]), np.array([1.0, 2.0]), 0.9, **args)
     assert out["keep"].all()
     np.testing.assert_allclose(out["reward"], [[1.5, 0.0], [1.5, 1.5]])  # r_acc + 0.5 r_fmt
     np.testing.assert_allclose(out["kl_coef"], [0.02, 0.02])
