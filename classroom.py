@@ -3,7 +3,7 @@
     python classroom.py make --out hw [--only advantages,grpo-loss]   # a copy with exercise functions blanked
     python classroom.py grade hw [--json scores.json]                 # one table: exercise, points, status
     python classroom.py grade                                         # the project itself: full marks
-    python classroom.py table                                         # the exercise table of the README
+    python classroom.py table                                         # the exercise table of docs/teaching.md
 
 `make` copies the project and replaces the body of each chosen exercise's function (found with `ast`, by line
 range) with a short hint and `raise NotImplementedError`, keeping its signature and docstring; everything else
@@ -11,7 +11,7 @@ stays byte for byte. `grade` runs, for every exercise, the tests listed for it i
 file's tests/ folder) against the code in the graded folder, all in one pytest session per folder, and reports
 passed / failed (with the check that failed) / not implemented yet.
 
-Standard library and pytest only. EXERCISES below is the one place the exercises are defined: the README's
+Standard library and pytest only. EXERCISES below is the one place the exercises are defined: docs/teaching.md's
 table is `python classroom.py table` (tests/test_classroom.py checks that they agree).
 """
 
@@ -106,7 +106,7 @@ EXERCISES = [
         "direction: which questions get the loose leash?",
         _tests("test_difficulty.py", "test_kl_coefficients_eq5_values_and_direction")),
     Exercise(
-        "rank-difficulty", ("difficulty.rank_normalise", "difficulty.combined_difficulty"), "§2", 3, 30,
+        "rank-difficulty", ("difficulty.rank_normalise", "difficulty.combined_difficulty"), "Eq. 3 (§2)", 3, 30,
         "numpy sorting (np.unique)",
         "rank_normalise: values (n,) -> (n,) in [0, 1]; combined_difficulty: pass_rate, complexity (n,) -> "
         "S_d (n,). The tests check ties (they share their average rank), all-equal values (0.5), one value, "
@@ -248,7 +248,7 @@ def copy_project(source, out):
 def make(out, only=None, source=HERE):
     """Write an assignment into `out`: a copy of the project at `source` with the chosen exercises blanked.
 
-    demo_model/ (3.5 MB) is copied: the experiment questions of the README run the demo. Returns the
+    demo_model/ (3.5 MB) is copied: the experiment questions of docs/teaching.md run the demo. Returns the
     exercises blanked.
     """
     exercises = pick_exercises(only)
@@ -403,8 +403,8 @@ def format_table(result):
 
 
 def exercise_table():
-    """The README's exercise table (markdown), from EXERCISES."""
-    lines = ["| exercise | function | paper | points | time | prerequisites |", "|---|---|---|---|---|---|"]
+    """docs/teaching.md's exercise table (markdown), from EXERCISES."""
+    lines = ["| exercise | function | docs/paper.md | points | time | prerequisites |", "|---|---|---|---|---|---|"]
     for e in EXERCISES:
         functions = ", ".join(f"`{f}`" for f in e.functions)
         lines.append(f"| `{e.id}` | {functions} | {e.reference} | {e.points} | {e.minutes} min | {e.prerequisites} |")
@@ -430,7 +430,7 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=60, help="seconds a check may take before it fails (an endless "
                    "loop fails only its own check)")
     p.add_argument("--jobs", type=int, default=1, help="folders graded at the same time (one CPU core each)")
-    commands.add_parser("table", help="print the exercise table (markdown), as in the README")
+    commands.add_parser("table", help="print the exercise table (markdown), as in docs/teaching.md")
     p = commands.add_parser("run-tests", help="(internal) one folder's tests, where there is no os.fork")
     p.add_argument("folder")
     p.add_argument("events_path")

@@ -457,10 +457,10 @@ def test_score_says_which_check_failed_or_did_not_finish():
     assert row["status"] == "not implemented yet"
 
 
-def test_the_readme_shows_the_exercise_table():
-    readme = open(os.path.join(classroom.HERE, "README.md")).read()
-    assert classroom.exercise_table() in readme, "README out of date: paste `python classroom.py table`"
-    assert "python classroom.py make --out hw" in readme and "python classroom.py grade hw" in readme
+def test_the_teaching_page_shows_the_exercise_table():
+    teaching = open(os.path.join(classroom.HERE, "docs", "teaching.md")).read()
+    assert classroom.exercise_table() in teaching, "docs/teaching.md out of date: paste `python classroom.py table`"
+    assert "python classroom.py make --out hw" in teaching and "python classroom.py grade hw" in teaching
 
 
 def test_every_exercise_function_and_test_exists():
