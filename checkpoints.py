@@ -1,10 +1,16 @@
 """Checkpoints of a training run: a save_pretrained folder plus what --resume needs (optimizer, step, RNG states,
 arguments), written so that a kill or a full disk at any moment leaves the previous checkpoint usable; finding
-the newest complete one; checking that a resumed run is the same run."""
+the newest complete one; checking that a resumed run is the same run.
+
+trainer_state.pt holds tensors, numbers, strings, lists and dicts only (the arguments as JSON, the RNG states as
+tensors and lists) and is loaded with torch.load(weights_only=True): resuming from a checkpoint someone else wrote
+cannot run code. A state file that holds pickled objects is refused with one line.
+"""
 
 import dataclasses
 import json
 import os
+import pickle
 import random
 import shutil
 import time
@@ -14,9 +20,14 @@ import torch
 from safetensors import SafetensorError
 
 import data
+import lora
 
 MANIFEST = "checkpoint.json"  # written last: its presence and its file sizes say the checkpoint is complete
 REQUIRED_FILES = ("config.json", "trainer_state.pt")  # what a checkpoint from before manifests must hold
+STATE_FORMAT = 2  # 1 (no "format" in the manifest): trainer_state.pt held numpy arrays, loaded with pickle
+# A resumed run must be the same run: same model (also the KL reference), data, schedule, seed and adapters.
+SAME_RUN_KEYS = ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed", "lora_rank",
+                 "lora_alpha", "lora_targets")
 
 
 class CheckpointError(RuntimeError):
@@ -24,15 +35,19 @@ class CheckpointError(RuntimeError):
 
 
 def rng_states():
-    states = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    """Python's, numpy's and torch's random states as tuples, lists, numbers and tensors (weights_only-loadable)."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    states = dict(python=random.getstate(), numpy=[kind, keys.tolist(), position, has_gauss, cached_gauss],
+                  torch=torch.get_rng_state())
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
 def set_rng_states(states):
+    kind, keys, position, has_gauss, cached_gauss = states["numpy"]
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gauss))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -50,17 +65,21 @@ def save_checkpoint(output_dir, step, policy, processor, optimizer, args, rng=No
     tmp = final + ".tmp"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        policy.save_pretrained(tmp)
+        if lora.is_lora(policy):  # the merged model at the top, the adapter in adapter/
+            lora.save(policy, tmp)
+        else:
+            policy.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        torch.save(dict(step=step, optimizer=optimizer.state_dict(), rng=rng or rng_states(),
-                        args=dataclasses.asdict(args)), os.path.join(tmp, "trainer_state.pt"))
+        torch.save(dict(format=STATE_FORMAT, step=step, optimizer=optimizer.state_dict(), rng=rng or rng_states(),
+                        args=json.dumps(dataclasses.asdict(args))), os.path.join(tmp, "trainer_state.pt"))
         pause = os.environ.get("FAST_GRPO_TEST_PAUSE_IN_SAVE", "")  # tests only, "STEP:SECONDS": a window to kill in
         if pause.split(":")[0] == str(step):
             print(f"saving {tmp}: paused", flush=True)
             time.sleep(float(pause.split(":")[1]))
-        sizes = {name: os.path.getsize(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        sizes = {os.path.relpath(os.path.join(folder, name), tmp): os.path.getsize(os.path.join(folder, name))
+                 for folder, _, names in sorted(os.walk(tmp)) for name in sorted(names)}
         with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(dict(step=step, files=sizes), f, indent=1)
+            json.dump(dict(step=step, format=STATE_FORMAT, files=sizes), f, indent=1)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     except (OSError, RuntimeError, SafetensorError) as error:  # torch.save reports a full disk as a RuntimeError
@@ -129,9 +148,32 @@ def find_checkpoint(resume, output_dir, report=True):
     return None
 
 
+def load_trainer_state(checkpoint):
+    """trainer_state.pt of a complete checkpoint, loaded without unpickling anything but tensors and plain data;
+    its `args` as a dict. A DataError (one line, exit 2) for a checkpoint of the earlier format or a state file that
+    holds anything else."""
+    manifest = {}  # a checkpoint from before manifests has none
+    if os.path.isfile(os.path.join(checkpoint, MANIFEST)):
+        with open(os.path.join(checkpoint, MANIFEST)) as f:
+            manifest = json.load(f)
+    if manifest.get("format", 1) < STATE_FORMAT:
+        raise data.DataError(checkpoint, "written by an earlier version of fast-grpo", "its trainer_state.pt needs "
+                             "unpickling, which --resume no longer does; its weights still load: start a new run "
+                             "with --model " + checkpoint)
+    try:
+        state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=True)
+        state["args"] = json.loads(state["args"])
+        if state["format"] != STATE_FORMAT or not isinstance(state["step"], int):
+            raise ValueError(f"format {state['format']!r}")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError) as error:
+        raise data.DataError(checkpoint, "not a fast-grpo trainer state", "trainer_state.pt: "
+                             + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
+    return state
+
+
 def check_resume_args(saved, args, checkpoint):
-    """A resumed run must be the same run: same model (also the KL reference), data, schedule and seed."""
-    for key in ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed"):
+    """A resumed run must be the same run: same model (also the KL reference), data, schedule, seed, adapters."""
+    for key in SAME_RUN_KEYS:
         if saved.get(key) != getattr(args, key):
             raise data.DataError(checkpoint, "resumed with different arguments",
                                  f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")

@@ -8,6 +8,7 @@ Uses the prompts, answer checking and model loading of training, so numbers matc
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 import data
 import logs
+import lora
 import methods
 import vlm
 
@@ -187,9 +189,12 @@ def plot_tokens_per_level(metrics_path, plot_path):
 
 def before_and_after(reference, policy, processor, model_dir, method, max_new_tokens, output_dir):
     """The end of a run on --data synthetic: `demo_evaluation` of the starting and the trained model, written to
-    before_after.json, a plot of tokens per level over training, and the table, printed last."""
-    results = dict(start=start_evaluation(reference, processor, model_dir, method, max_new_tokens),
-                   final=demo_evaluation(policy, processor, method, max_new_tokens))
+    before_after.json, a plot of tokens per level over training, and the table, printed last. `reference` None:
+    the starting model is the LoRA policy with its adapters switched off."""
+    with lora.adapters_off(policy) if reference is None else contextlib.nullcontext():
+        start = start_evaluation(policy if reference is None else reference, processor, model_dir, method,
+                                 max_new_tokens)
+    results = dict(start=start, final=demo_evaluation(policy, processor, method, max_new_tokens))
     logs.write_atomically(os.path.join(output_dir, "before_after.json"), json.dumps(results, indent=2))
     plot = plot_tokens_per_level(os.path.join(output_dir, "metrics.jsonl"),
                                  os.path.join(output_dir, "tokens_per_level.png"))

@@ -15,6 +15,7 @@ and last `train`, the harness that runs it (set-up, resume, logs, checkpoints, s
 """
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -34,6 +35,7 @@ import distributed
 import eval as evaluation
 import harness
 import logs
+import lora
 import methods
 import rewards
 import stopping
@@ -47,6 +49,8 @@ DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_
                      curriculum="none")
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
                       max_pixels=1280 * 28 * 28)
+# With LoRA the update is low-rank and starts from B = 0: a larger step than full fine-tuning's (docs/scaling.md).
+LORA_LR = dict(demo=1e-3, paper=1e-5)
 
 
 def arg(default, help, **kwargs):
@@ -86,6 +90,12 @@ class Args:
                                 "(default: demo 64, otherwise 8)")
     eps_low: float = arg(0.2, "clip range below 1 of the probability ratio")
     eps_high: float = arg(0.2, "clip range above 1 of the probability ratio (DAPO uses 0.28)")
+    lora_rank: int = arg(0, "LoRA rank r (0: train every weight). Adapters go on the language model only; the KL "
+                         f"reference is the policy with its adapters off; without --lr, lr is {LORA_LR['paper']:g} "
+                         f"(demo {LORA_LR['demo']:g})")
+    lora_alpha: float = arg(None, "LoRA scale: an adapter adds (alpha / r) B A to its weight (default 2 r)")
+    lora_targets: str = arg(lora.DEFAULT_TARGETS, "comma-separated names of the language model's Linear modules "
+                            "that get adapters")
     # FAST components; None = the preset's value
     length_reward: bool = arg(None, "add the adaptive thinking reward, Eq. 4", boolean=True)
     dynamic_kl: bool = arg(None, "difficulty-aware KL coefficient, Eq. 5 (off: constant --kl-coef)", boolean=True)
@@ -140,6 +150,9 @@ def parse_args(argv=None):
         args.curriculum = old_spelling
     args.model = args.model or methods.DEMO_MODEL
     is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
+    if args.lora_rank > 0:
+        args.lr = LORA_LR["demo" if is_demo else "paper"] if args.lr is None else args.lr
+        args.lora_alpha = 2.0 * args.lora_rank if args.lora_alpha is None else args.lora_alpha
     # user flags first, then the model's defaults (the demo's curriculum included), then the method preset
     for key, value in [*(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items(), *methods.METHODS[args.method].items()]:
         if getattr(args, key, None) is None:
@@ -166,6 +179,8 @@ def check_args(args, parser):
         (args.save_every < 1, "--save-every must be at least 1"),
         (args.temperature < 0, "--temperature must not be negative"),
         (args.max_steps < 1, "--max-steps must be at least 1"),
+        (args.lora_rank < 0, "--lora-rank must be 0 (no LoRA) or more"),
+        (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
     ]
     for failed, message in problems:
         if failed:
@@ -182,6 +197,9 @@ def describe_settings(args):
     used = [f"{key} {getattr(args, key):g}" if isinstance(getattr(args, key), float) else f"{key} {getattr(args, key)}"
             for key, value in model_defaults.items() if getattr(args, key) == value and key not in preset]
     lines = [f"settings from {source}: " + ", ".join(used)] if used else []
+    if args.lora_rank and args.lr == LORA_LR["demo" if is_demo else "paper"]:
+        lines.append(f"lr {args.lr:g}: the LoRA default for {'the demo model' if is_demo else 'real models'} "
+                     f"(rank {args.lora_rank}, alpha {args.lora_alpha:g}; docs/scaling.md)")
     for key, preset_value in preset.items():
         value = getattr(args, key, preset_value)
         if key in dataclasses.asdict(args) and value != preset_value:
@@ -360,6 +378,7 @@ def policy_update(policy, reference, optimizer, inputs, batch, suppress_ids, *, 
                   micro_batch_size=8, temperature=1.0, eps_low=0.2, eps_high=0.2, aggregation="seq",
                   max_grad_norm=1.0):
     """mu = `updates_per_batch` optimizer steps of the clipped objective (grpo_loss) on the rows of `inputs`.
+    `reference` None: the policy with its LoRA adapters switched off is the reference (lora.py).
 
     batch: completion_ids, response_mask (rows, T), advantages, kl_coef (rows,), and `totals`: the number of rows
     and of response tokens of the whole update (every process's under torchrun, distributed.update_rows). Rows go
@@ -385,7 +404,9 @@ def policy_update(policy, reference, optimizer, inputs, batch, suppress_ids, *, 
         return vlm.token_logprobs(model, rows, completion_ids, mask, temperature, suppress_ids)
 
     with torch.no_grad():
-        ref_logp = [logprobs(reference, chunk, "the reference's forward pass") for chunk in chunks]
+        with lora.adapters_off(policy) if reference is None else contextlib.nullcontext():  # LoRA: the base model
+            ref_logp = [logprobs(policy if reference is None else reference, chunk, "the reference's forward pass")
+                        for chunk in chunks]
         # With mu = 1 the sampling policy is the current one (rho == 1); otherwise freeze it now.
         old_logp = [logprobs(policy, chunk, "the policy's forward pass") for chunk in chunks] \
             if updates_per_batch > 1 else None
@@ -459,7 +480,7 @@ def main(argv=None):
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         train(args)
-    except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
+    except (data.DataError, vlm.ModelError, lora.LoraError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except (stopping.TrainingError, checkpoints.CheckpointError) as error:

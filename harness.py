@@ -19,6 +19,7 @@ import checkpoints
 import data
 import distributed
 import logs
+import lora
 import methods
 import stopping
 import vlm
@@ -31,7 +32,7 @@ class Run:
     processor: object  # tokenizer, image processor and chat template
     policy: torch.nn.Module  # the model being trained: float32 weights (mixed precision under `autocast`)
     trainer: torch.nn.Module  # the policy as the update calls it: DistributedDataParallel under torchrun
-    reference: torch.nn.Module  # the frozen starting policy of the KL term
+    reference: torch.nn.Module  # the frozen starting policy of the KL term (None with LoRA: the adapters switched off)
     optimizer: torch.optim.Optimizer
     autocast: contextlib.AbstractContextManager  # bfloat16 compute on CUDA, a no-op on CPU
     instruction: str  # the method's prompt, after each question
@@ -60,18 +61,27 @@ def start(args, settings_lines=()):
     examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
     vlm.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
     checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
-    state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
+    state = checkpoints.load_trainer_state(checkpoint) if checkpoint else None  # tensors and plain data only
     if state:
         checkpoints.check_resume_args(state["args"], args, checkpoint)
     processor = vlm.load_processor(args.model, args.max_pixels)
     # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
     # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
-    policy = vlm.load_model(checkpoint or args.model, torch.float32, device)
-    reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
+    if args.lora_rank:  # the frozen base in `dtype` plus float32 adapters; the reference is the base (adapters off)
+        policy = lora.add_adapters(vlm.load_model(args.model, dtype, device), args.lora_rank, args.lora_alpha,
+                                   args.lora_targets)
+        if checkpoint:
+            lora.load_adapter_weights(policy, checkpoint)
+        reference = None
+    else:
+        policy = vlm.load_model(checkpoint or args.model, torch.float32, device)
+        reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
     if args.freeze_vision:
         policy.model.visual.requires_grad_(False)
     if args.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
+        if args.lora_rank:  # frozen embeddings: checkpointed layers need inputs that require grad
+            policy.enable_input_require_grads()
     policy.train()
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.lr,
                                   weight_decay=args.weight_decay)

@@ -1,0 +1,119 @@
+"""LoRA with PEFT: train low-rank adapters on the language model's Linear layers, keep everything else frozen.
+
+    python fast_grpo.py --model Qwen/Qwen2.5-VL-7B-Instruct --data train.jsonl --lora-rank 64
+
+Why it fits where full fine-tuning does not (docs/scaling.md): the frozen weights need no gradient and no AdamW
+state, and the KL term's reference is the policy with its adapters switched off (`adapters_off`), so there is no
+second copy of the model. Adapters go only under the language model: Qwen2.5-VL's vision MLP uses the same names
+(gate_proj, up_proj, down_proj), and the vision tower stays frozen.
+
+A checkpoint holds the merged model (base + scale * B A, loadable with from_pretrained and no PEFT) and the
+adapter in `adapter/` (loadable with PEFT's PeftModel.from_pretrained); `--resume` rebuilds base + adapter.
+"""
+
+import contextlib
+import os
+import warnings
+
+import torch
+from safetensors.torch import load_file
+
+DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+ADAPTER_DIR = "adapter"  # checkpoint-N/adapter/: PEFT's adapter_config.json + adapter_model.safetensors
+
+
+class LoraError(ValueError):
+    """A --lora-* setting that cannot work; str() is one line."""
+
+
+def language_model(model):
+    """The decoder of a Qwen-VL model (model.model.language_model in transformers 5), not its vision tower."""
+    inner = getattr(model, "model", model)
+    found = getattr(inner, "language_model", None)
+    if found is None:
+        raise LoraError(f"{type(model).__name__} has no .model.language_model: LoRA targets cannot be placed")
+    return found
+
+
+def target_modules(model, targets):
+    """Full names of the Linear modules under the language model whose own name is one of `targets`."""
+    decoder, wanted = language_model(model), {t.strip() for t in targets.split(",") if t.strip()}
+    under_decoder = {id(module) for module in decoder.modules()}
+    names, linear_names = [], set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and id(module) in under_decoder:
+            linear_names.add(name.rsplit(".", 1)[-1])
+            if name.rsplit(".", 1)[-1] in wanted:
+                names.append(name)
+    missing = sorted(wanted - linear_names)
+    if missing or not names:
+        raise LoraError(f"--lora-targets {targets}: no Linear module of the language model is named "
+                        f"{', '.join(missing) or targets}; its Linear modules are named {', '.join(sorted(linear_names))}")
+    return names
+
+
+def add_adapters(model, rank, alpha, targets):
+    """The model with fresh LoRA adapters (A random, B zero: it computes what the base model computes) on the
+    language model's `targets`; only the adapters are trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none",
+                        target_modules=target_modules(model, targets))
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question (is_gradient_checkpointing)
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
+
+
+def is_lora(model):
+    return hasattr(unwrap(model), "disable_adapter")
+
+
+def unwrap(model):
+    """The PEFT model inside DistributedDataParallel (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def adapters_off(model):
+    """Context in which the LoRA policy computes as its frozen base model: the KL reference, without a copy."""
+    return unwrap(model).disable_adapter() if is_lora(model) else contextlib.nullcontext()
+
+
+def merged_state_dict(model):
+    """The base model's state dict with every adapter merged in (W + scale * B A), in the base model's own key
+    names; the LoRA model itself is left untouched, so training continues bit for bit."""
+    from peft.tuners.lora import LoraLayer
+
+    base = unwrap(model).get_base_model()
+    layers = {name: module for name, module in base.named_modules() if isinstance(module, LoraLayer)}
+    merged = {}
+    with torch.no_grad():
+        for key, value in base.state_dict().items():
+            if ".lora_" in key:
+                continue
+            if ".base_layer." in key:
+                layer, _, param = key.rpartition(".base_layer.")
+                if param == "weight":
+                    value = value + layers[layer].get_delta_weight("default").to(value.dtype)
+                key = f"{layer}.{param}"
+            merged[key] = value
+    return merged
+
+
+def save(model, folder):
+    """folder/: the merged model (from_pretrained-loadable without PEFT); folder/adapter/: the adapter alone."""
+    peft_model = unwrap(model)
+    peft_model.get_base_model().save_pretrained(folder, state_dict=merged_state_dict(peft_model))
+    peft_model.save_pretrained(os.path.join(folder, ADAPTER_DIR))
+
+
+def load_adapter_weights(model, checkpoint):
+    """Put the adapter weights of checkpoint/adapter/ into `model` (built by add_adapters with the same settings)."""
+    from peft import set_peft_model_state_dict
+
+    path = os.path.join(checkpoint, ADAPTER_DIR, "adapter_model.safetensors")
+    if not os.path.isfile(path):
+        raise LoraError(f"{checkpoint}: no {ADAPTER_DIR}/adapter_model.safetensors: not a checkpoint of a LoRA run")
+    result = set_peft_model_state_dict(unwrap(model), load_file(path))
+    if getattr(result, "unexpected_keys", None):
+        raise LoraError(f"{checkpoint}: its adapter does not fit this model ({result.unexpected_keys[0]} ...)")
+    return model
