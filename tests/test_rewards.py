@@ -109,6 +109,7 @@ def test_extract_answer(response, expected):
     "pred, gt",
     [
         ("(B)", "B"), ("B.", "B"), ("b", "B"), ("B)", "(b)"), (" B ", "b."),  # choice letters
+        ("B. 42", "B"),  # a letter with its text is that letter (issue 15)
         ("1/2", "0.5"), ("0.50", "1/2"), ("\\frac{1}{2}", "0.5"), ("\\boxed{\\frac{1}{2}}", "0.5"),
         ("3 cm", "3"), ("3cm", "3"), ("3 \\text{cm}", "3"), ("12 cm^2", "12"),
         ("1,000", "1000"), ("-2", "-2"), ("\u22122", "-2"), ("50%", "50"), ("30°", "30"),
@@ -123,7 +124,7 @@ def test_accuracy_matches(pred, gt):
 @pytest.mark.parametrize(
     "pred, gt",
     [
-        ("C", "B"), ("(A)", "B"), ("B. 42", "B"),     # wrong letter; a letter plus text is text
+        ("C", "B"), ("(A)", "B"), ("C. 42", "B"),     # wrong letter, with or without its text
         ("0.6", "0.5"), ("2", "1/2"), ("1,2", "12"),  # "1,2" is a list, not 12
         ("10001", "10000"), ("0.333", "1/3"),         # integers exact; 1e-4 relative tolerance
         ("50%", "0.5"),                               # percent sign is dropped, not divided by 100

@@ -1,0 +1,534 @@
+"""Bounded equivalence of two math answers: a small LaTeX parser and numeric evaluation, no simplify.
+
+rewards.py decides *what* to compare (the answer, its letter, list items, the value after "x ="); this module
+decides whether two single expressions or relations are equal, the way careful graders do (Math-Verify,
+mathruler/PRM800K): parse both, then compare values. Instead of symbolic simplification, which can run for
+minutes (sympy's simplify has no time bound), both sides are *evaluated*: exactly with Fractions while only
++ - * / and small integer powers occur, otherwise as complex floats, at a few fixed points when they have
+variables. Equal values at every point means equal expressions (2\\sqrt{2} = \\sqrt{8},
+4\\pi+6\\sqrt{3} = 6\\sqrt{3}+4\\pi, \\tan^2 y+1 = \\sec^2 y); two different answers agreeing at all the points
+by chance does not happen with real answers.
+
+Bounds, without signals or threads (so it works off the main thread and under torchrun): `screen` refuses
+long or deeply nested input before any parsing; the parser is recursive descent with a depth cap; every power,
+factorial and big integer is size-checked before it is computed (9^{9^{9^{9}}} and 10^{100000} are refused in
+microseconds, not evaluated). Anything refused or unparseable returns None, and the caller compares text.
+"""
+import cmath
+import math
+import re
+from fractions import Fraction
+
+MAX_LEN = 300         # longer expressions are not parsed (300 nested \frac is 1,800+ characters)
+MAX_DEPTH = 20        # brackets/braces nested deeper than this are not parsed
+MAX_DIGITS = 40       # a longer digit run is not a number we evaluate (100,000 digits: text compare only)
+MAX_POWERS = 8        # '^' signs in one expression
+MAX_BITS = 4096       # exact integers/fractions larger than this are not computed
+MAX_LOG = 700.0       # |result| must stay below e^700 (float range)
+MAX_FACTORIAL = 300
+REL_TOL = 1e-9        # exact answers: equal up to float rounding
+APPROX_TOL = 1e-4     # a decimal against an irrational/non-terminating value: 0.3333 = 1/3, 0.333 != 1/3
+
+# points at which expressions with variables are compared: rationals (exact polynomial arithmetic),
+# of both signs and away from 0 and 1 so |x| != x, x^2 != x, 1/x stays finite
+_POINTS = (Fraction(7, 5), Fraction(-13, 6), Fraction(23, 7), Fraction(-3, 11), Fraction(17, 4))
+
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+          "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi",
+          "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_FUNCS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "sec": lambda z: 1 / cmath.cos(z),
+          "csc": lambda z: 1 / cmath.sin(z), "cot": lambda z: 1 / cmath.tan(z), "arcsin": cmath.asin,
+          "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh, "cosh": cmath.cosh,
+          "tanh": cmath.tanh, "ln": cmath.log, "log": cmath.log, "exp": cmath.exp, "lg": cmath.log10}
+_SPACING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle|textstyle)(?![a-zA-Z])|"
+                      r"\\[,;:! ]|\\q?quad|~")
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|\\([a-zA-Z]+)|([a-zA-Z])|(<=|>=|!=|[-+*/^_(){}\[\]|!=<>]))")
+_RELATIONS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=", "\\le": "<=", "\\leq": "<=",
+              "\\ge": ">=", "\\geq": ">=", "\\lt": "<", "\\gt": ">", "\\neq": "!=", "\\ne": "!=",
+              "\\leqslant": "<=", "\\geqslant": ">="}
+_REL_SPLIT = re.compile(r"<=|>=|!=|=|<|>|\\(?:leqslant|geqslant|leq|geq|neq|le|ge|lt|gt|ne)(?![a-zA-Z])")
+
+
+class Refused(Exception):
+    """Input we do not parse or evaluate: too large, malformed, or undefined (1/0)."""
+
+
+def clean(s: str) -> str:
+    """LaTeX spelling differences removed: spacing commands, \\left/\\right, frac variants, operator words,
+    Unicode signs. The result is still LaTeX, just one spelling of it."""
+    s = _SPACING.sub(" ", s)
+    for a, b in (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("\\cdot", "*"),
+                 ("\\times", "*"), ("\\div", "/"), ("×", "*"), ("·", "*"), ("∙", "*"), ("÷", "/"),
+                 ("−", "-"), ("–", "-"), ("√", "\\sqrt"), ("π", "\\pi "), ("∞", "\\infty "), ("≤", "<="),
+                 ("≥", ">="), ("≠", "!="), ("\\mathrm{e}", "e"), ("\\operatorname", ""), ("\\mathrm", ""),
+                 ("\\mathbf", ""), ("\\mathit", "")):
+        s = s.replace(a, b)
+    return s.strip()
+
+
+def screen(s: str) -> bool:
+    """The input screen (issue 15 §2): only short, shallow expressions with small numbers reach the parser."""
+    if len(s) > MAX_LEN or s.count("^") > MAX_POWERS:
+        return False
+    depth = run = 0
+    for ch in s:
+        if ch in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in ")]}":
+            depth -= 1
+        run = run + 1 if ch.isdigit() else 0
+        if run > MAX_DIGITS:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- parser: LaTeX/plain text -> tuple tree
+
+def _tokens(s: str) -> list:
+    out, pos = [], 0
+    while pos < len(s):
+        if s[pos:].isspace():
+            break
+        m = _TOKEN.match(s, pos)
+        if m is None:
+            raise Refused(f"unexpected {s[pos]!r}")
+        num, cmd, letter, sym = m.groups()
+        out.append(("num", num) if num else ("cmd", cmd) if cmd else ("var", letter) if letter else ("sym", sym))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    """Recursive descent: expr = term (+|- term)*; term = unary ((*|/)? unary)*; unary = -unary | power;
+    power = postfix (^ unary)?; postfix = atom !*. Implicit multiplication as in 2x, 4\\pi, x(x+1)."""
+
+    def __init__(self, text: str):
+        self.toks, self.i, self.depth = _tokens(text), 0, 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else (None, None)
+
+    def take(self, kind=None, value=None):
+        tok = self.peek()
+        if tok[0] is None or (kind and tok[0] != kind) or (value and tok[1] != value):
+            raise Refused(f"expected {value or kind}, got {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def enter(self):
+        self.depth += 1
+        if self.depth > 2 * MAX_DEPTH:
+            raise Refused("too deep")
+
+    def parse(self):
+        node = self.expr()
+        if self.peek()[0] is not None:
+            raise Refused(f"trailing {self.peek()[1]!r}")
+        return node
+
+    def expr(self):
+        self.enter()
+        node = self.term()
+        while self.peek() in (("sym", "+"), ("sym", "-")):
+            op = self.take()[1]
+            node = ("add" if op == "+" else "sub", node, self.term())
+        self.depth -= 1
+        return node
+
+    def _starts_atom(self):
+        kind, val = self.peek()
+        if kind in ("num", "var"):
+            return True
+        if kind == "cmd":
+            return val in ("frac", "sqrt", "pi", "infty", "binom") or val in _FUNCS or val in _GREEK
+        return kind == "sym" and val in "({["
+
+    def term(self):
+        node = self.unary()
+        while True:
+            if self.peek() in (("sym", "*"), ("sym", "/")):
+                op = self.take()[1]
+                node = ("mul" if op == "*" else "div", node, self.unary())
+            elif self._starts_atom():
+                if self.peek()[0] == "num" and self.toks[self.i - 1][0] == "num":
+                    raise Refused("two numbers in a row")  # "2 3" is not 6
+                node = ("mul", node, self.power())
+            else:
+                return node
+
+    def unary(self):
+        if self.peek() == ("sym", "-"):
+            self.take()
+            return ("neg", self.unary())
+        if self.peek() == ("sym", "+"):
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        node = self.postfix()
+        if self.peek() == ("sym", "^"):
+            self.take()
+            node = ("pow", node, self.exponent())
+        return node
+
+    def exponent(self):
+        if self.peek() == ("sym", "-"):
+            self.take()
+            return ("neg", self.exponent())
+        return self.power() if self.peek() != ("sym", "{") else self.group()
+
+    def postfix(self):
+        node = self.atom()
+        while self.peek() == ("sym", "!"):
+            self.take()
+            node = ("fact", node)
+        return node
+
+    def group(self):
+        """{...}, (...) or [...] around an expression."""
+        close = {"{": "}", "(": ")", "[": "]"}[self.take("sym")[1]]
+        node = self.expr()
+        self.take("sym", close)
+        return node
+
+    def operand(self):
+        """A \\frac/\\sqrt argument: a braced group, or one character as LaTeX reads \\frac12 and \\sqrt3."""
+        kind, val = self.peek()
+        if (kind, val) == ("sym", "{"):
+            return self.group()
+        if kind == "num" and len(val) > 1:
+            self.toks[self.i] = ("num", val[1:])
+            return ("num", val[0])
+        return self.atom()
+
+    def atom(self):
+        self.enter()
+        kind, val = self.peek()
+        if kind == "num":
+            self.take()
+            node = ("num", val)
+        elif kind == "var":
+            self.take()
+            node = ("var", val + self.subscript())
+        elif kind == "sym" and val in "({[":
+            node = self.group()
+        elif (kind, val) == ("sym", "|"):
+            self.take()
+            node = ("abs", self.expr())
+            self.take("sym", "|")
+        elif kind == "cmd":
+            node = self.command()
+        else:
+            raise Refused(f"unexpected {val!r}")
+        self.depth -= 1
+        return node
+
+    def subscript(self) -> str:
+        if self.peek() != ("sym", "_"):
+            return ""
+        self.take()
+        start = self.i
+        self.operand()  # parsed only to find its end; the subscript is part of the name
+        return "_" + "".join(str(t[1]) for t in self.toks[start:self.i])
+
+    def command(self):
+        name = self.take("cmd")[1]
+        if name == "frac":
+            return ("div", self.operand(), self.operand())
+        if name == "binom":
+            return ("binom", self.operand(), self.operand())
+        if name == "sqrt":
+            if self.peek() == ("sym", "["):
+                self.take()
+                index = self.expr()
+                self.take("sym", "]")
+                return ("root", index, self.operand())
+            return ("root", ("num", "2"), self.operand())
+        if name in ("pi", "infty"):
+            return ("const", name)
+        if name in _GREEK:
+            return ("var", name + self.subscript())
+        if name in _FUNCS:
+            base = None
+            if name == "log" and self.peek() == ("sym", "_"):
+                self.take()
+                base = self.operand()
+            power = None
+            if self.peek() == ("sym", "^"):  # \sin^2 x
+                self.take()
+                power = self.exponent()
+            arg = self.group() if self.peek() in (("sym", "("), ("sym", "{")) else self.power()
+            node = ("fn", name, arg) if base is None else ("div", ("fn", "ln", arg), ("fn", "ln", base))
+            return node if power is None else ("pow", node, power)
+        raise Refused(f"unknown command \\{name}")
+
+
+def parse(text: str):
+    """The expression tree of text, or Refused."""
+    return _Parser(clean(text)).parse()
+
+
+# ---------------------------------------------------------------- evaluation with size checks
+
+def _exact(v) -> bool:
+    return isinstance(v, Fraction)
+
+
+def _small(v: Fraction) -> Fraction | complex:
+    """Keep a Fraction while it is small; past MAX_BITS it becomes a float (or is refused if out of range)."""
+    if v.numerator.bit_length() <= MAX_BITS and v.denominator.bit_length() <= MAX_BITS:
+        return v
+    return _to_complex(v)
+
+
+def _to_complex(v) -> complex:
+    if isinstance(v, complex):
+        return v
+    try:
+        return complex(float(v))
+    except OverflowError:
+        raise Refused("too large") from None
+
+
+def _power(b, e):
+    if _exact(b) and _exact(e) and e.denominator == 1:
+        n = e.numerator
+        size = max(b.numerator.bit_length(), b.denominator.bit_length()) * abs(n)
+        if b == 0 and n < 0:
+            raise Refused("0 to a negative power")
+        if size <= MAX_BITS:
+            return b ** n
+    if _exact(e) and _exact(b) and b < 0 and e.denominator % 2 == 1:
+        sign = -1 if e.numerator % 2 else 1  # real odd roots: (-8)^(1/3) = -2, (-8)^(2/3) = 4
+        return sign * _power(-b, e)
+    b, e = _to_complex(b), _to_complex(e)
+    if b == 0:
+        if e.real > 0:
+            return complex(0)
+        raise Refused("0 to a non-positive power")
+    magnitude = e.real * math.log(abs(b)) - e.imag * cmath.phase(b)
+    if magnitude > MAX_LOG:
+        raise Refused("too large")  # 9^{9^{9^{9}}}, 10^{100000}: refused before computing
+    return b ** e
+
+
+def _root(index, x):
+    if _exact(index) and index.denominator == 1 and index > 0 and _exact(x) and x >= 0:
+        n = index.numerator
+        r = [_int_root(x.numerator, n), _int_root(x.denominator, n)]
+        if None not in r:
+            return Fraction(r[0], r[1])  # \sqrt{9/4} = 3/2 stays exact
+    if _exact(index) and index == 0:
+        raise Refused("0th root")
+    return _power(x, 1 / index if _exact(index) else 1 / _to_complex(index))
+
+
+def _int_root(n: int, k: int) -> int | None:
+    if n.bit_length() > MAX_BITS or k > 64:
+        return None
+    r = round(n ** (1.0 / k)) if n < 2 ** 1000 else math.isqrt(n) if k == 2 else None
+    if r is None:
+        return None
+    for c in (r - 1, r, r + 1):
+        if c >= 0 and c ** k == n:
+            return c
+    return None
+
+
+def _factorial(x):
+    if not (_exact(x) and x.denominator == 1 and 0 <= x <= MAX_FACTORIAL):
+        raise Refused("factorial of a non-integer or a large number")
+    return _small(Fraction(math.factorial(int(x))))
+
+
+def evaluate(node, env: dict):
+    """Value of a tree: a Fraction while exact, else a complex; Refused if undefined or too large."""
+    kind = node[0]
+    if kind == "num":
+        return Fraction(node[1])
+    if kind == "var":
+        if node[1] == "e":
+            return complex(math.e)  # e is Euler's number in answers (1 - 1/e)
+        return env[node[1]]
+    if kind == "const":
+        return complex(math.pi) if node[1] == "pi" else complex(math.inf)
+    if kind == "neg":
+        return -evaluate(node[1], env)
+    if kind == "fn":
+        try:
+            return _FUNCS[node[1]](_to_complex(evaluate(node[2], env)))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            raise Refused(f"{node[1]} undefined") from None
+    if kind == "fact":
+        return _factorial(evaluate(node[1], env))
+    if kind == "abs":
+        v = evaluate(node[1], env)
+        return abs(v) if _exact(v) else complex(abs(v))
+    a, b = evaluate(node[1], env), evaluate(node[2], env)
+    try:
+        if kind == "add":
+            v = a + b
+        elif kind == "sub":
+            v = a - b
+        elif kind == "mul":
+            v = a * b
+        elif kind == "div":
+            v = a / b
+        elif kind == "pow":
+            v = _power(a, b)
+        elif kind == "root":
+            v = _root(a, b)
+        else:  # binom
+            if not all(_exact(x) and x.denominator == 1 and 0 <= x <= MAX_FACTORIAL for x in (a, b)):
+                raise Refused("binomial of non-integers")
+            v = Fraction(math.comb(int(a), int(b)))
+    except ZeroDivisionError:
+        raise Refused("division by zero") from None
+    except OverflowError:
+        raise Refused("too large") from None
+    return _small(v) if _exact(v) else v
+
+
+def variables(node) -> set:
+    """Free variable names of a tree (e is a constant)."""
+    if node[0] == "var":
+        return set() if node[1] == "e" else {node[1]}
+    return set().union(*(variables(c) for c in node[1:] if isinstance(c, tuple)))
+
+
+def _has_decimal(text: str) -> bool:
+    return re.search(r"\d\.\d|(?<!\d)\.\d", text) is not None
+
+
+def _terminating(v) -> bool:
+    """A Fraction with a finite decimal expansion (denominator 2^a 5^b): 3/4 yes, 1/3 no."""
+    if not _exact(v):
+        return False
+    d = v.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return d == 1
+
+
+def _close(a, b, tol: float) -> bool:
+    if _exact(a) and _exact(b):
+        if a == b:
+            return True
+        if tol == REL_TOL:
+            return False  # exact against exact: no tolerance
+    a, b = _to_complex(a), _to_complex(b)
+    if math.isinf(a.real) or math.isinf(b.real):
+        return a.real == b.real and a.imag == b.imag == 0
+    if math.isnan(abs(a)) or math.isnan(abs(b)):
+        return False
+    return abs(a - b) <= tol * max(abs(a), abs(b)) + 1e-12
+
+
+def _tolerance(a_text, b_text, a_val, b_val) -> float:
+    """Rounding that is allowed (issue 15 near misses): two written decimals must match exactly (51.045 !=
+    51.04); a decimal against an exact value with a finite decimal expansion too (0.5001 != 1/2); a decimal
+    against 1/3, \\sqrt{3} or \\pi may be off by 1e-4 relative (0.3333 = 1/3, 1.732 = \\sqrt{3})."""
+    da, db = _has_decimal(a_text), _has_decimal(b_text)
+    if da == db:
+        return REL_TOL
+    exact_val = b_val if da else a_val
+    return REL_TOL if _terminating(exact_val) else APPROX_TOL
+
+
+def _values(tree, names, env_index):
+    env = {n: _POINTS[(env_index + k) % len(_POINTS)] for k, n in enumerate(names)}
+    return evaluate(tree, env)
+
+
+def expressions_equal(a: str, b: str, precision: int | None = None) -> bool | None:
+    """True/False if both parse as expressions and are equal/unequal by value; None if either does not parse
+    or is refused (the caller then compares text). precision: round both to that many decimals first
+    (MathVista's `precision` field)."""
+    if not (screen(a) and screen(b)):
+        return None
+    try:
+        ta, tb = parse(a), parse(b)
+        names = sorted(variables(ta) | variables(tb))
+        if variables(ta) != variables(tb):
+            return False  # strict: f(x) is not f(y)
+        if not names:
+            va, vb = evaluate(ta, {}), evaluate(tb, {})
+            if precision is not None:
+                return _rounded(va, precision) == _rounded(vb, precision)
+            return _close(va, vb, _tolerance(a, b, va, vb))
+        tol = APPROX_TOL if _has_decimal(a) != _has_decimal(b) else REL_TOL
+        compared = 0
+        for k in range(3):
+            try:
+                va, vb = _values(ta, names, k), _values(tb, names, k)
+            except Refused:
+                continue
+            if not _close(va, vb, tol):
+                return False
+            compared += 1
+        return True if compared >= 2 else None
+    except (Refused, KeyError, RecursionError, TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+
+
+def _rounded(v, digits: int):
+    if _exact(v):
+        return round(v, digits)
+    v = _to_complex(v)
+    return None if abs(v.imag) > 1e-12 else round(Fraction(v.real), digits)
+
+
+# ---------------------------------------------------------------- relations: equations and inequalities
+
+def split_relation(s: str):
+    """(lhs, op, rhs) for one relation like 'x^2+y^2=9' or '5 \\geq x'; None for chains or no relation."""
+    parts = _REL_SPLIT.split(s)
+    ops = _REL_SPLIT.findall(s)
+    if len(ops) != 1 or not parts[0].strip() or not parts[1].strip():
+        return None
+    return parts[0], _RELATIONS[ops[0]], parts[1]
+
+
+def _oriented(rel):
+    """(f, op) with f = lhs - rhs and op one of = != < <=: 'a > b' becomes 'b - a < 0'."""
+    lhs, op, rhs = rel
+    if op in (">", ">="):
+        return ("sub", parse(rhs), parse(lhs)), op.replace(">", "<")
+    return ("sub", parse(lhs), parse(rhs)), op
+
+
+def relations_equal(a: str, b: str) -> bool | None:
+    """Equations/inequalities with the same solutions in either orientation: f1 = c * f2 for a constant c
+    (positive for inequalities). (x+3)^2+(y+3)^2=9 = x^2+y^2+6x+6y+9=0; x>5 = 5<x; x<5 != x>5.
+    None if either is not one parseable relation."""
+    a, b = clean(a), clean(b)
+    ra, rb = split_relation(a), split_relation(b)
+    if ra is None or rb is None or not (screen(a) and screen(b)):
+        return None
+    try:
+        (fa, opa), (fb, opb) = _oriented(ra), _oriented(rb)
+        if opa != opb or variables(fa) != variables(fb):
+            return False
+        names = sorted(variables(fa))
+        ratios = []
+        for k in range(len(_POINTS)):
+            try:
+                va, vb = _values(fa, names, k), _values(fb, names, k)
+            except Refused:
+                continue
+            if _close(vb, Fraction(0), REL_TOL):
+                if not _close(va, Fraction(0), REL_TOL):
+                    return False
+                continue
+            ratios.append(_to_complex(va) / _to_complex(vb))
+        if len(ratios) < 2 or abs(ratios[0]) < 1e-12:
+            return None if len(ratios) < 2 else False
+        if opa in ("<", "<=") and not (ratios[0].real > 0 and abs(ratios[0].imag) < 1e-12):
+            return False
+        return all(_close(r, ratios[0], REL_TOL) for r in ratios[1:])
+    except (Refused, KeyError, RecursionError, TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
