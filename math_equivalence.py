@@ -15,6 +15,7 @@ factorial and big integer is size-checked before it is computed (9^{9^{9^{9}}} a
 microseconds, not evaluated). Anything refused or unparseable returns None, and the caller compares text.
 """
 import cmath
+import functools
 import math
 import re
 from fractions import Fraction
@@ -27,7 +28,7 @@ MAX_BITS = 4096       # exact integers/fractions larger than this are not comput
 MAX_LOG = 700.0       # |result| must stay below e^700 (float range)
 MAX_FACTORIAL = 300
 REL_TOL = 1e-9        # exact answers: equal up to float rounding
-APPROX_TOL = 1e-4     # a decimal against an irrational/non-terminating value: 0.3333 = 1/3, 0.333 != 1/3
+APPROX_TOL = 1e-4     # an expression with decimals against an exact one: 0.5\\pi+1 = \\frac{\\pi}{2}+1.0000
 
 # points at which expressions with variables are compared: rationals (exact polynomial arithmetic),
 # of both signs and away from 0 and 1 so |x| != x, x^2 != x, 1/x stays finite
@@ -266,8 +267,9 @@ class _Parser:
         raise Refused(f"unknown command \\{name}")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str):
-    """The expression tree of text, or Refused."""
+    """The expression tree of text, or Refused (cached: list items repeat across the pairs compared)."""
     return _Parser(clean(text)).parse()
 
 
@@ -301,6 +303,10 @@ def _power(b, e):
             raise Refused("0 to a negative power")
         if size <= MAX_BITS:
             return b ** n
+    if _exact(e) and _exact(b) and b > 0 and 1 < e.denominator <= 64:
+        r = [_int_root(b.numerator, e.denominator), _int_root(b.denominator, e.denominator)]
+        if None not in r:
+            return _power(Fraction(r[0], r[1]), Fraction(e.numerator))  # 8^{2/3} = 4 exactly
     if _exact(e) and _exact(b) and b < 0 and e.denominator % 2 == 1:
         sign = -1 if e.numerator % 2 else 1  # real odd roots: (-8)^(1/3) = -2, (-8)^(2/3) = 4
         return sign * _power(-b, e)
@@ -428,15 +434,42 @@ def _close(a, b, tol: float) -> bool:
     return abs(a - b) <= tol * max(abs(a), abs(b)) + 1e-12
 
 
-def _tolerance(a_text, b_text, a_val, b_val) -> float:
-    """Rounding that is allowed (issue 15 near misses): two written decimals must match exactly (51.045 !=
-    51.04); a decimal against an exact value with a finite decimal expansion too (0.5001 != 1/2); a decimal
-    against 1/3, \\sqrt{3} or \\pi may be off by 1e-4 relative (0.3333 = 1/3, 1.732 = \\sqrt{3})."""
+_LITERAL = re.compile(r"[-+]?(\d*)\.(\d+)")
+
+
+def _decimal_matches(literal: str, exact, is_answer: bool) -> bool | None:
+    """A written decimal against an exact value that has no finite decimal expansion (1/3, \\sqrt{3}, \\pi).
+    The answer's decimal must have >= 4 significant digits and agree to its last digit (rounded or cut):
+    0.3333 = 1/3 and 2.828 = 2\\sqrt{2}, but 0.333 != 1/3 and 1.73 != \\sqrt{3} (near misses stay wrong).
+    A gold's decimal (>= 3 significant digits) is the dataset's rounding of the exact answer: 40.84 accepts
+    13\\pi, 6.28 accepts 2\\pi, 0.3 does not accept 1/3."""
+    m = _LITERAL.fullmatch(literal.strip())
+    if m is None:
+        return None
+    places = len(m.group(2))
+    significant = len((m.group(1) + m.group(2)).lstrip("0"))
+    x = _to_complex(exact)
+    if abs(x.imag) > 1e-12 or math.isinf(x.real):
+        return False
+    error = abs(x.real - float(Fraction(literal.strip())))
+    if is_answer:
+        return significant >= 4 and error < 10.0 ** -places * (1 + 1e-9)
+    return significant >= 3 and error <= 0.5 * 10.0 ** -places * (1 + 1e-9)  # 0.3 is not 1/3
+
+
+def _constants_equal(a_text: str, b_text: str, va, vb) -> bool:
+    """Equality of two constant answers (a: the answer, b: the gold), with the rounding rules of issue 15:
+    exact against exact must be equal (10000 != 10001, 1e-9 for floats); two written decimals must be equal
+    (51.045 != 51.04); a decimal against an exact value with a finite expansion too (0.5001 != 1/2); a decimal
+    against 1/3 or \\sqrt{3}: _decimal_matches; a decimal inside a larger expression: 1e-4 relative."""
     da, db = _has_decimal(a_text), _has_decimal(b_text)
     if da == db:
-        return REL_TOL
-    exact_val = b_val if da else a_val
-    return REL_TOL if _terminating(exact_val) else APPROX_TOL
+        return _close(va, vb, REL_TOL)
+    exact = vb if da else va
+    if _terminating(exact) and _exact(va) and _exact(vb):
+        return va == vb
+    matched = _decimal_matches(a_text if da else b_text, exact, is_answer=da)
+    return _close(va, vb, APPROX_TOL) if matched is None else matched
 
 
 def _values(tree, names, env_index):
@@ -445,7 +478,7 @@ def _values(tree, names, env_index):
 
 
 def expressions_equal(a: str, b: str, precision: int | None = None) -> bool | None:
-    """True/False if both parse as expressions and are equal/unequal by value; None if either does not parse
+    """a: the answer, b: the gold. True/False if both parse as expressions and are equal/unequal by value; None if either does not parse
     or is refused (the caller then compares text). precision: round both to that many decimals first
     (MathVista's `precision` field)."""
     if not (screen(a) and screen(b)):
@@ -459,7 +492,7 @@ def expressions_equal(a: str, b: str, precision: int | None = None) -> bool | No
             va, vb = evaluate(ta, {}), evaluate(tb, {})
             if precision is not None:
                 return _rounded(va, precision) == _rounded(vb, precision)
-            return _close(va, vb, _tolerance(a, b, va, vb))
+            return _constants_equal(a, b, va, vb)
         tol = APPROX_TOL if _has_decimal(a) != _has_decimal(b) else REL_TOL
         compared = 0
         for k in range(3):

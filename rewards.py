@@ -11,6 +11,8 @@ matrices), and values_equal, which hands single expressions and relations to mat
 LaTeX parser with numeric evaluation). Every string function accepts any str (empty, unicode, megabytes of
 tags) without raising; long text is scanned linearly and only short candidates are parsed.
 """
+import functools
+import math
 import re
 
 import numpy as np
@@ -27,9 +29,9 @@ _MAX_ANSWER = 1000  # candidates longer than this are only compared as text (no 
 _MAX_PROSE = 2000  # prose answers: only their last 2,000 characters are read for a final value
 _MAX_ITEMS = 16  # lists longer than this are compared item by item as text only
 
-_BOXED = ("\\boxed", "\\fbox")
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$\n]+)\$|\\\(([^\n]+?)\\\)", re.S)
-_MARKER = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:)\s*", re.I)
+_MARKER = re.compile(r"(?:final answer|the answer|answer|option|choice)\s*(?:is|:)\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z<\\$])|\n+|<\|")
 _NUMBER = re.compile(r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?|[-−]?\.\d+")
 _HEDGE = re.compile(r"\bor\b|\beither\b|\\lor\b|\\vee\b", re.I)
@@ -49,31 +51,31 @@ _SIGNS = ("^{\\circ}", "^\\circ", "\\circ", "°", "\\%", "%", "\\$", "$", "€",
 _CHOICE = re.compile(r"(?:option|choice|answer)?\s*(?:\(([a-h])\)|([a-h])(?=$|\s*[.):：]))\s*[.):：]?\s*(.*)",
                      re.S)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:(?:,|\s)\d{3})+(?:\.\d+)?")  # 1,000 and 1 000, not 1,2 or 32, 349
-_NAME_DROP = re.compile(r"_\{[^{}]*\}|_\w|\\[a-zA-Z]+|\s")
+_APPROX = re.compile(r"^\s*(?:approximately|approx\.?|about|around|roughly|≈|\\approx)\s+", re.I)
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NAME_DROP = re.compile(r"_\{[^{}]*\}|_\w|\s")  # subscripts and spaces of a name
+_NAME_COMMAND = re.compile(r"\\(?:angle|measuredangle|overline|overarc|widehat)\s*\{?\w*\}?|\\[a-zA-Z]+")
 _EQUALS = re.compile(r"(?<![<>!\\])=|\\in(?![a-zA-Z])")
 
 
 def _box_contents(s: str) -> list[str]:
     """Contents of every top-level \\boxed{...} / \\fbox{...}, braces matched; one left-to-right pass."""
-    out, i = [], 0
-    while True:
-        starts = [j for j in (s.find(b, i) for b in _BOXED) if j >= 0]
-        if not starts:
-            return out
-        j = min(starts)
-        k = s.find("{", j)
-        if k < 0 or s[j:k].strip() not in _BOXED:
-            i = j + 1
-            continue
+    out, done = [], 0
+    for m in _BOX_OPEN.finditer(s):
+        if m.start() < done:
+            continue  # a box inside a box: part of the outer content
         depth = 0
-        for end in range(k, len(s)):
+        for end in range(m.end() - 1, len(s)):
             depth += (s[end] == "{") - (s[end] == "}")
             if depth == 0:
                 break
         else:
             return out  # unbalanced: the rest is text
-        out.append(s[k + 1:end].strip())
-        i = end + 1
+        out.append(s[m.end():end].strip())
+        done = end + 1
+    return out
 
 
 def _unwrap_boxed(s: str) -> str:
@@ -131,6 +133,9 @@ def final_answer(text: str, gold: bool = False) -> str | None:
     outside = _MATH.sub(" ", tail)
     if segments and not outside.strip(" .,;:") or re.fullmatch(r"[\s.,;]*(?:(?:and|or|,|;)[\s.,;]*)*", outside):
         return _MATH.sub(lambda m: next(g for g in m.groups() if g is not None), tail).strip().rstrip(".")
+    joined = segments and (re.match(r"[=<>]", segments[0][2]) or re.search(r"[=<>]\s*$", tail[:segments[0][0]]))
+    if joined:  # MathVerse's "Area $=113.1 \\mathrm{~cm}^{2}$": the name outside the math belongs to it
+        return _MATH.sub(lambda m: next(g for g in m.groups() if g is not None), tail).strip().rstrip(".")
     if _prose_words(outside) < 3 and not segments:
         return tail.rstrip(".").strip()  # a value, not prose: "12", "x = 12", "11 years", "C. 145°"
     for sentence in reversed(_SENTENCE_END.split(tail) if _prose_words(outside) >= 3 else [tail]):
@@ -154,7 +159,7 @@ def _plain(s: str) -> str:
     s = re.sub(r"(?<!\\)\\\\(?=[a-zA-Z])", r"\\", s)  # doubly escaped \\frac (JSON/raw-string golds) is \frac
     s = re.sub(r",\\!\s*", ",", s.replace("\\$", "").replace("$", "").replace("{,}", ","))  # 11,\!111
     s = _SPACING.sub(" ", s)
-    s = _WRAP.sub(r"\1", s).strip()
+    s = _APPROX.sub("", _WRAP.sub(r"\1", s)).strip()
     return s[:-1].rstrip() if s.endswith(".") and not s[-2:-1].isdigit() else s
 
 
@@ -172,7 +177,7 @@ def choices_equal(pred: str, gold: str, choices, precision=None) -> bool:
     p, g = choice_letter(pred), choice_letter(gold)
     if p and g:
         return p[0] == g[0]
-    options = [str(c) for c in choices] if choices else []
+    options = [str(c) for c in choices] if choices is not None else []  # a list, tuple or numpy array
 
     def option(letter):
         index = ord(letter) - ord("a")
@@ -189,7 +194,7 @@ def choices_equal(pred: str, gold: str, choices, precision=None) -> bool:
 
 def _is_name(s: str) -> bool:
     """A left-hand side that names the value: x, r, AB, m\\angle ABC, \\text{Area}, f(x), (p,q), V_1:V_2."""
-    rest = _NAME_DROP.sub("", s)
+    rest = _NAME_DROP.sub("", _NAME_COMMAND.sub("x", s))  # \theta, \angle 1, \text{Area}: letters of a name
     return bool(rest) and re.fullmatch(r"[a-zA-Z(){},|:'\[\]]*[a-zA-Z][a-zA-Z(){},|:'\[\]]*", rest) is not None
 
 
@@ -264,7 +269,7 @@ def split_items(s: str):
         return "matrix", [[c.strip() for c in r.split("&")] for r in rows]
     if re.search(r"\\cup|∪", s):
         return "union", [p for p in re.split(r"\\cup|∪", s)]
-    if s.startswith("\\{") and s.endswith("\\}"):
+    if s.startswith("\\{") and s.endswith("\\}") and _matching_close(s[1:]) == len(s) - 2:
         return "set", [p for p in _top_level_split(s[2:-2], _LIST_SEP) if p]
     while s.startswith("{") and _matching_close(s) == len(s) - 1:
         s = s[1:-1].strip()  # {1,3} is LaTeX grouping
@@ -287,10 +292,11 @@ def as_interval(s: str) -> str | None:
     parts = [p.strip() for p in math_equivalence._REL_SPLIT.split(s)]
     ops = [math_equivalence._RELATIONS[o] for o in math_equivalence._REL_SPLIT.findall(s)]
     brackets = {"<": ("(", ")"), "<=": ("[", "]")}
-    if len(ops) == 2 and ops[0] == ops[1].replace(">", "<") and ops[0] in brackets and _is_name(parts[1]):
+    if len(ops) == 2 and set(ops) <= {"<", "<="} and _is_name(parts[1]):
         return brackets[ops[0]][0] + parts[0] + "," + parts[2] + brackets[ops[1]][1]
-    if len(ops) == 2 and ops[0] in (">", ">=") and ops[1] in (">", ">=") and _is_name(parts[1]):
-        return brackets[ops[1].replace(">", "<")][0] + parts[2] + "," + parts[0] + brackets[ops[0].replace(">", "<")][1]
+    if len(ops) == 2 and set(ops) <= {">", ">="} and _is_name(parts[1]):
+        low, high = (brackets[o.replace(">", "<")] for o in ops)
+        return high[0] + parts[2] + "," + parts[0] + low[1]
     if len(ops) == 1 and ops[0] in ("<", "<=", ">", ">="):
         name_left = _is_name(parts[0])
         if not (name_left or _is_name(parts[1])):
@@ -306,11 +312,12 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s).casefold()
 
 
+@functools.lru_cache(maxsize=4096)
 def values_equal(a: str, b: str, precision=None) -> bool:
-    """Rule 7, one value each: equal as text (case and spacing aside), as relations (equations and
+    """Rule 7, one value each (a: the answer, b: the gold; "three" is 3): equal as text (case and spacing aside), as relations (equations and
     inequalities in either orientation), or by value (math_equivalence: 2\\sqrt{2} = \\sqrt{8}, 0.3333 = 1/3,
     10000 != 10001, 51.045 != 51.04)."""
-    a, b = strip_units(a), strip_units(b)
+    a, b = (_NUMBER_WORDS.get(x.casefold(), x) for x in (strip_units(a), strip_units(b)))
     if not a or not b:
         return False
     if _squash(a) == _squash(b):
@@ -389,6 +396,10 @@ def accuracy_reward(response: str, ground_truth: str, choices=None, precision=No
     block = _answer_block(response)
     if not block:
         return 0.0
+    if isinstance(precision, (int, float)) and math.isfinite(precision):
+        precision = int(precision)  # MathVista stores 1.0, 2.0, and NaN where a row has none
+    else:
+        precision = None
     pred, gold = final_answer(block), final_answer(str(ground_truth), gold=True)
     if not pred or not gold or is_hedge(pred):
         return 0.0
