@@ -277,8 +277,8 @@ def split_items(s: str):
         return "one", [re.sub(r"[,\s]", "", s)]
     if s[:1] in "([" and _matching_close(s) == len(s) - 1:
         inner = _top_level_split(s[1:-1], re.compile("," if "," in s else ";"))  # (0;-2;6) too
-        if len(inner) > 1:
-            return s[0] + s[-1], inner
+        if len(inner) > 1 or re.fullmatch(r"[-+]?[\d.]+", inner[0]):
+            return s[0] + s[-1], inner  # "(4)" is an option label or a 1-tuple, not 4; "(9+1)" is 10
     items = [p for p in _top_level_split(s, _LIST_SEP) if p]
     if len(items) == 1 and len(re.findall(r"\\pm|±", s)) == 1:
         a, b = re.split(r"\\pm|±", s)
