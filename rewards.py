@@ -7,9 +7,10 @@ The FAST total reward r = r_acc + 0.5 * r_fmt + 0.5 * r_t is assembled by the ca
 r_acc reads as a sequence of rules, one function each (docs/answers.md says what was chosen, why, and how
 well it agrees with Math-Verify and mathruler): final_answer (extraction), is_hedge, choice_letter /
 choices_equal, value_of_assignment ("x = 12"), strip_units, split_items (lists, tuples, intervals, sets,
-matrices), and values_equal, which hands single expressions and relations to math_equivalence.py (a bounded
-LaTeX parser with numeric evaluation). Every string function accepts any str (empty, unicode, megabytes of
-tags) without raising; long text is scanned linearly and only short candidates are parsed.
+matrices), and values_equal, which hands single expressions and relations to math_equivalence.py (numeric
+evaluation of what latex_parse.py, a bounded LaTeX parser, reads). Every string function accepts any str
+(empty, unicode, megabytes of tags) without raising; long text is scanned linearly and only short
+candidates are parsed.
 """
 import functools
 import math
@@ -17,6 +18,7 @@ import re
 
 import numpy as np
 
+import latex_parse
 import math_equivalence
 
 # Format styles (§6, §7): the two blocks a response must consist of, in order.
@@ -29,6 +31,7 @@ _MAX_ANSWER = 1000  # candidates longer than this are only compared as text (no 
 _MAX_PROSE = 2000  # prose answers: only their last 2,000 characters are read for a final value
 _MAX_ITEMS = 16  # lists longer than this are compared item by item as text only
 
+_BOXED = "\\boxed{"  # extract_answer's box (unchanged); the rules use _BOX_OPEN, which also reads \fbox, \boxed {
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$\n]+)\$|\\\(([^\n]+?)\\\)", re.S)
 _MARKER = re.compile(r"(?:final answer|the answer|answer|option|choice)\s*(?:is|:)\s*", re.I)
@@ -80,8 +83,18 @@ def _box_contents(s: str) -> list[str]:
 
 def _unwrap_boxed(s: str) -> str:
     """§6: the content of the last \\boxed{...} in s (nested braces matched), else s unchanged."""
-    boxes = _box_contents(s)
-    return boxes[-1] if boxes else s
+    start = s.rfind(_BOXED)
+    if start < 0:
+        return s
+    begin, depth = start + len(_BOXED), 1
+    for i, ch in enumerate(s[begin:], begin):  # one pass from the last \boxed{: linear in len(s)
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return s[begin:i].strip()
+    return s  # unbalanced: leave the text for plain string comparison
 
 
 def _answer_block(response: str) -> str | None:
@@ -107,20 +120,28 @@ def extract_answer(response: str) -> str | None:
 # ---------------------------------------------------------------- r_acc: the rules, in the order applied
 
 def _math_segments(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of each $...$, $$...$$, \\(...\\), \\[...\\] in text."""
     return [(m.start(), m.end(), next(g for g in m.groups() if g is not None).strip()) for m in _MATH.finditer(text)]
+
+
+def _without_delimiters(text: str) -> str:
+    return _MATH.sub(lambda m: next(g for g in m.groups() if g is not None), text).strip().rstrip(".")
 
 
 def _prose_words(text: str) -> int:
     return len(re.findall(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}", text))
 
 
-def final_answer(text: str, gold: bool = False) -> str | None:
-    """Rule 1, extraction (§6; read as Math-Verify and mathruler read answers): the \\boxed{} content (several
-    different boxes are a list, so "\\boxed{3} \\boxed{5}" can never equal a single value); else what follows
-    the last "the answer is"/"Final Answer:", up to its sentence end; there, the last $...$, \\(...\\) or
-    \\[...\\] (values joined by "and"/"or"/commas are kept together); in prose, the last sentence with a value
-    decides: its last math that is not a mere name ($n$, $f(x)$), else its one number. Prose with a "not"
-    or with two numbers there gives None."""
+def final_answer(text: str) -> str | None:
+    """Rule 1, extraction (§6; read as Math-Verify and mathruler read answers), on the answer and the gold alike.
+
+    - \\boxed{} content; several different boxes are a list ("\\boxed{3} \\boxed{5}" never equals 5).
+    - Else what follows the last "the answer is" / "Final Answer:", up to its sentence end.
+    - There: math alone, or math joined by and/or/commas, or "Area $=113.1$", is read with its delimiters off;
+      a value without prose ("12", "x = 12", "C. 145°") is itself.
+    - In prose the last sentence with a value decides: a number after its last math that is not a mere name
+      ($n$, $f(x)$), else that math. Two numbers there, or a "not", give None.
+    """
     text = text.strip().replace("\\$", "")
     boxes = list(dict.fromkeys(b for b in _box_contents(text) if b))
     if boxes:
@@ -131,14 +152,15 @@ def final_answer(text: str, gold: bool = False) -> str | None:
         tail = _SENTENCE_END.split(tail[markers[-1].end():], maxsplit=1)[0].strip()
     segments = _math_segments(tail)
     outside = _MATH.sub(" ", tail)
-    if segments and not outside.strip(" .,;:") or re.fullmatch(r"[\s.,;]*(?:(?:and|or|,|;)[\s.,;]*)*", outside):
-        return _MATH.sub(lambda m: next(g for g in m.groups() if g is not None), tail).strip().rstrip(".")
-    joined = segments and (re.match(r"[=<>]", segments[0][2]) or re.search(r"[=<>]\s*$", tail[:segments[0][0]]))
-    if joined:  # MathVerse's "Area $=113.1 \\mathrm{~cm}^{2}$": the name outside the math belongs to it
-        return _MATH.sub(lambda m: next(g for g in m.groups() if g is not None), tail).strip().rstrip(".")
-    if _prose_words(outside) < 3 and not segments:
-        return tail.rstrip(".").strip()  # a value, not prose: "12", "x = 12", "11 years", "C. 145°"
-    for sentence in reversed(_SENTENCE_END.split(tail) if _prose_words(outside) >= 3 else [tail]):
+    only_math = segments and not outside.strip(" .,;:")
+    if only_math or re.fullmatch(r"[\s.,;]*(?:(?:and|or|,|;)[\s.,;]*)*", outside):
+        return _without_delimiters(tail)
+    if segments and (re.match(r"[=<>]", segments[0][2]) or re.search(r"[=<>]\s*$", tail[:segments[0][0]])):
+        return _without_delimiters(tail)  # MathVerse's "Area $=113.1 \\mathrm{~cm}^{2}$": the name belongs to it
+    prose = _prose_words(outside) >= 3
+    if not prose and not segments:
+        return tail.rstrip(".").strip()
+    for sentence in reversed(_SENTENCE_END.split(tail)) if prose else [tail]:
         values = [(end, seg) for _, end, seg in _math_segments(sentence) if not _is_name(seg)]
         after = sentence[values[-1][0]:] if values else sentence
         numbers = _NUMBER.findall(_MATH.sub(" ", after))
@@ -146,7 +168,7 @@ def final_answer(text: str, gold: bool = False) -> str | None:
             return numbers[0] if len(numbers) == 1 and not re.search(r"\bnot\b", sentence, re.I) else None
         if values:
             return values[-1][1]
-    return (segments[-1][2] if segments else tail).rstrip(".").strip()  # prose without numbers: a text answer ("The midpoints form a hexagon")
+    return (segments[-1][2] if segments else tail).rstrip(".").strip()  # a text answer: "Evelyn"
 
 
 def is_hedge(answer: str) -> bool:
@@ -288,9 +310,7 @@ def split_items(s: str):
 
 def as_interval(s: str) -> str | None:
     """Rule 6: an inequality in one variable as an interval: -2 \\le x \\le 7 is [-2,7], x > 5 is (5,\\infty)."""
-    s = math_equivalence.clean(s)
-    parts = [p.strip() for p in math_equivalence._REL_SPLIT.split(s)]
-    ops = [math_equivalence._RELATIONS[o] for o in math_equivalence._REL_SPLIT.findall(s)]
+    parts, ops = latex_parse.relation_parts(s)
     brackets = {"<": ("(", ")"), "<=": ("[", "]")}
     if len(ops) == 2 and set(ops) <= {"<", "<="} and _is_name(parts[1]):
         return brackets[ops[0]][0] + parts[0] + "," + parts[2] + brackets[ops[1]][1]
@@ -314,9 +334,9 @@ def _squash(s: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def values_equal(a: str, b: str, precision=None) -> bool:
-    """Rule 7, one value each (a: the answer, b: the gold; "three" is 3): equal as text (case and spacing aside), as relations (equations and
-    inequalities in either orientation), or by value (math_equivalence: 2\\sqrt{2} = \\sqrt{8}, 0.3333 = 1/3,
-    10000 != 10001, 51.045 != 51.04)."""
+    """Rule 7, one value each (a: the answer, b: the gold; "three" is 3): equal as text (case and spacing aside),
+    as relations (equations and inequalities in either orientation), or by value (math_equivalence:
+    2\\sqrt{2} = \\sqrt{8}, 0.3333 = 1/3, 10000 != 10001, 51.045 != 51.04)."""
     a, b = (_NUMBER_WORDS.get(x.casefold(), x) for x in (strip_units(a), strip_units(b)))
     if not a or not b:
         return False
@@ -360,7 +380,7 @@ def answers_equal(pred: str, gold: str, precision=None) -> bool:
         return True
     if len(pred) > _MAX_ANSWER or len(gold) > _MAX_ANSWER:
         return False
-    if math_equivalence.split_relation(pred) and math_equivalence.split_relation(gold):
+    if latex_parse.split_relation(pred) and latex_parse.split_relation(gold):
         same = math_equivalence.relations_equal(pred, gold)
         if same is not None:
             return same
@@ -400,7 +420,7 @@ def accuracy_reward(response: str, ground_truth: str, choices=None, precision=No
         precision = int(precision)  # MathVista stores 1.0, 2.0, and NaN where a row has none
     else:
         precision = None
-    pred, gold = final_answer(block), final_answer(str(ground_truth), gold=True)
+    pred, gold = final_answer(block), final_answer(str(ground_truth))
     if not pred or not gold or is_hedge(pred):
         return 0.0
     try:

@@ -303,7 +303,7 @@ def test_char_length_drops_whitespace_around_tag_characters_like_the_released_co
 
 from answer_cases import CASES  # noqa: E402  (tests/answer_cases.py: the table, with each row's source)
 
-import math_equivalence  # noqa: E402
+import latex_parse  # noqa: E402
 
 
 @pytest.mark.parametrize("source, gold, answer, expected, options", CASES,
@@ -382,7 +382,7 @@ def test_median_time_per_call_on_ordinary_answers():
     times = []
     for _, gold, answer, _, options in CASES:
         rewards.values_equal.cache_clear()
-        math_equivalence.parse.cache_clear()  # uncached: each call pays its parsing
+        latex_parse.parse.cache_clear()  # uncached: each call pays its parsing
         t0 = time.perf_counter()
         accuracy_reward(ans(answer), gold, **options)
         times.append(time.perf_counter() - t0)

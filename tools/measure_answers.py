@@ -129,7 +129,8 @@ def hostile(checkers):
 def _in_subprocess(name, text, cap=60):
     code = ("import sys,time; sys.path[:0]=[%r,%r]; import measure_answers as m; c={'math-verify':m._math_verify,"
             "'mathruler':m._mathruler}[%r](); t=time.perf_counter(); r=c('1', sys.stdin.read(), {}); "
-            "print(f'{time.perf_counter()-t:.4f} s (={r})')") % (HERE, os.path.join(os.path.dirname(HERE), "tests"), name)
+            "print(f'{time.perf_counter()-t:.4f} s (={r})')") % (HERE, os.path.join(os.path.dirname(HERE), "tests"),
+                                                                 name)
     try:
         p = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=cap)
         return p.stdout.strip() or ("error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:60])
