@@ -109,6 +109,7 @@ def test_extract_answer(response, expected):
     "pred, gt",
     [
         ("(B)", "B"), ("B.", "B"), ("b", "B"), ("B)", "(b)"), (" B ", "b."),  # choice letters
+        ("B. 42", "B"),  # a letter with its text is that letter (issue 15)
         ("1/2", "0.5"), ("0.50", "1/2"), ("\\frac{1}{2}", "0.5"), ("\\boxed{\\frac{1}{2}}", "0.5"),
         ("3 cm", "3"), ("3cm", "3"), ("3 \\text{cm}", "3"), ("12 cm^2", "12"),
         ("1,000", "1000"), ("-2", "-2"), ("\u22122", "-2"), ("50%", "50"), ("30°", "30"),
@@ -123,7 +124,7 @@ def test_accuracy_matches(pred, gt):
 @pytest.mark.parametrize(
     "pred, gt",
     [
-        ("C", "B"), ("(A)", "B"), ("B. 42", "B"),     # wrong letter; a letter plus text is text
+        ("C", "B"), ("(A)", "B"), ("C. 42", "B"),     # wrong letter, with or without its text
         ("0.6", "0.5"), ("2", "1/2"), ("1,2", "12"),  # "1,2" is a list, not 12
         ("10001", "10000"), ("0.333", "1/3"),         # integers exact; 1e-4 relative tolerance
         ("50%", "0.5"),                               # percent sign is dropped, not divided by 100
@@ -296,3 +297,93 @@ def test_char_length_drops_whitespace_around_tag_characters_like_the_released_co
     assert rewards.char_length("  <think>\n 1 + 2 = 3 \n</ think >") == len("<think>1 + 2 = 3</think>")
     assert rewards.char_length("a b") == 3  # other whitespace counts
     assert rewards.char_length("1 / 2") == 3
+
+
+# ---------------------------------------------------------------- issue 15: answers in the datasets' formats
+
+from answer_cases import CASES  # noqa: E402  (tests/answer_cases.py: the table, with each row's source)
+
+import latex_parse  # noqa: E402
+
+
+@pytest.mark.parametrize("source, gold, answer, expected, options", CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_answer_table(source, gold, answer, expected, options):
+    assert accuracy_reward(ans(answer), gold, **options) == expected
+
+
+def test_answer_table_covers_every_dataset_with_wrong_answers_too():
+    sources = {c[0] for c in CASES}
+    assert sources == {"Geometry3K", "MathVista", "MathVerse", "MATH-Vision", "WeMath", "DynaMath", "ViRL39K"}
+    assert len(CASES) >= 150 and sum(c[3] == 0 for c in CASES) >= 50
+
+
+def test_choices_from_data_rows():
+    # MathVista stores the option text as the answer; precision is float64, NaN on rows without one
+    row = {"answer": "145°", "choices": np.array(["145°", "165°", "150°", "140°"]), "precision": float("nan")}
+    assert accuracy_reward(ans("A"), row["answer"], choices=row["choices"], precision=row["precision"]) == 1.0
+    assert accuracy_reward(ans("C"), row["answer"], choices=row["choices"]) == 0.0
+    assert accuracy_reward(ans("1.23"), "1.2", precision=np.float64(1.0)) == 1.0  # round(1.23, 1) = 1.2
+    assert accuracy_reward(ans("1.23"), "1.2") == 0.0  # without precision two decimals must agree
+    assert accuracy_reward(ans("E"), "6", choices=["3", "6", "9", "12"]) == 0.0  # no option E
+
+
+def test_hedges_and_lists_stay_wrong():
+    assert accuracy_reward(ans("\\boxed{3} \\boxed{5}"), "5") == 0.0  # two boxes are a list, not 5
+    assert accuracy_reward(ans("\\boxed{3} \\boxed{5}"), "3, 5") == 1.0
+    assert accuracy_reward(ans("3 or 5"), "5") == 0.0
+    assert accuracy_reward(ans("The answer is 3, not 5."), "5") == 0.0
+    assert accuracy_reward(ans("(1,2)"), "(2,1)") == 0.0
+    assert accuracy_reward(ans("2, 3, 4"), "3") == 0.0
+
+
+def test_prose_answers_read_as_careful_graders_do():
+    assert accuracy_reward(ans("The answer is $12$."), "12") == 1.0
+    assert accuracy_reward(ans("Final Answer: The largest $n$ is 34."), "34") == 1.0
+    assert accuracy_reward(ans("So the area is $\\frac{9}{2}$ square units."), "4.5") == 1.0
+    assert accuracy_reward(ans("It is either 3 or 4 hours."), "3") == 0.0
+
+
+HOSTILE = {
+    "100,000 digits": "9" * 100_000,
+    "300 nested frac": "\\frac{1}{" * 300 + "2" + "}" * 300,
+    "tower": "9^{9^{9^{9}}}",
+    "10^100000": "10^{100000}",
+    "5,000 open parentheses": "(" * 5000,
+    "50 KB prose with numbers": ("The value is 3 and then 4.5 plus $x=7$ so 12. " * 1200)[:50_000],
+    "big factorial": "1000!",
+    "5,000 boxes": "\\boxed{1}" * 5000,
+    "a list of 5,000": ",".join(["1"] * 5000),
+    "nested sets": ",".join("\\{" + ",".join(f"{i + k}/7" for i in range(8)) + "\\}" for k in range(16)),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_answers_are_bounded(name):
+    s = HOSTILE[name]
+    for response, gold in ((ans(s), "1"), (ans(s), s), (ans("1"), s), (ans(s), "\\frac{1}{2}")):
+        t0 = time.perf_counter()
+        r = accuracy_reward(response, gold)
+        assert time.perf_counter() - t0 < 0.5 and r in (0.0, 1.0)
+    assert accuracy_reward(ans(s), "\\frac{1}{2}") == 0.0
+
+
+def test_works_off_the_main_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [(ans(a), g, o) for _, g, a, _, o in CASES[:60]]
+    here = [accuracy_reward(r, g, **o) for r, g, o in rows]
+    with ThreadPoolExecutor(4) as pool:
+        there = list(pool.map(lambda row: accuracy_reward(row[0], row[1], **row[2]), rows))
+    assert there == here and 0.0 in here and 1.0 in here
+
+
+def test_median_time_per_call_on_ordinary_answers():
+    times = []
+    for _, gold, answer, _, options in CASES:
+        rewards.values_equal.cache_clear()
+        latex_parse.parse.cache_clear()  # uncached: each call pays its parsing
+        t0 = time.perf_counter()
+        accuracy_reward(ans(answer), gold, **options)
+        times.append(time.perf_counter() - t0)
+    assert sorted(times)[len(times) // 2] < 0.002
