@@ -38,7 +38,8 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         answers = [e["answer"] for e in batch for _ in range(num_samples)]
-        correct, fmt = methods.score_responses(out["texts"], answers, method)
+        correct, fmt = methods.score_responses(out["texts"], answers, method,
+                                               choices=[e.get("choices") for e in batch for _ in range(num_samples)])
         for row, text in enumerate(out["texts"]):
             example = batch[row // num_samples]
             records.append(dict(index=start + row // num_samples, level=example.get("level"),

@@ -322,7 +322,8 @@ def training_step(run, step, args):
                              run.suppress_ids, run.eos_ids)
 
     # 2. Rule-based rewards of each response: accuracy r_acc and format r_fmt (§6); its length L (Eq. 4)
-    correct, fmt = methods.score_responses(rollout["texts"], [batch[i]["answer"] for i in group_rows], args.method)
+    correct, fmt = methods.score_responses(rollout["texts"], [batch[i]["answer"] for i in group_rows], args.method,
+                                           choices=[batch[i].get("choices") for i in group_rows])
     token_lengths = rollout["response_mask"].sum(1).numpy()
     lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
                                                                             for t in rollout["texts"]])

@@ -47,7 +47,7 @@ def clean(s: str) -> str:
 
 
 def screen(s: str) -> bool:
-    """The input screen (issue 15 §2): only short, shallow expressions with small numbers reach the parser."""
+    """The input screen (docs/answers.md, "The rules, in order"): only short, shallow expressions with small numbers reach the parser."""
     if len(s) > MAX_LEN or s.count("^") > MAX_POWERS:
         return False
     depth = run = 0

@@ -221,7 +221,7 @@ def _decimal_matches(literal: str, exact, is_answer: bool) -> bool | None:
 
 
 def _constants_equal(a_text: str, b_text: str, va, vb) -> bool:
-    """Equality of two constant answers (a: the answer, b: the gold), with the rounding rules of issue 15:
+    """Equality of two constant answers (a: the answer, b: the gold), with the rounding rules of docs/answers.md:
     exact against exact must be equal (10000 != 10001, 1e-9 for floats); two written decimals must be equal
     (51.045 != 51.04); a decimal against an exact value with a finite expansion too (0.5001 != 1/2); a decimal
     against 1/3 or \\sqrt{3}: _decimal_matches; a decimal inside a larger expression: 1e-4 relative."""

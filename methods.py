@@ -48,13 +48,15 @@ def instruction(method):
     return PROMPTS[METHODS[method]["prompt"]]
 
 
-def score_responses(texts, answers, method):
-    """Rule-based rewards per response: (correct r_acc, format r_fmt) as float arrays (docs/paper.md, "Answer
-    checking"). No-Thinking RL scores the whole output by exact match and has no format reward."""
+def score_responses(texts, answers, method, choices=None):
+    """Rule-based rewards per response: (correct r_acc, format r_fmt) as float arrays (docs/paper.md §6).
+    `choices`: per response, its question's options (a `choices` column) or None. No-Thinking RL scores the whole
+    output by exact match and has no format reward."""
     preset = METHODS[method]
     if preset["format_style"] is None:  # No-Thinking RL: the whole output must equal the label
         correct = [rewards.equality_reward(t, a) for t, a in zip(texts, answers)]
         return np.array(correct), np.zeros(len(texts))
-    correct = [rewards.accuracy_reward(t, a) for t, a in zip(texts, answers)]
+    choices = choices if choices is not None else [None] * len(texts)
+    correct = [rewards.accuracy_reward(t, a, choices=c) for t, a, c in zip(texts, answers, choices)]
     fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
     return np.array(correct), np.array(fmt)

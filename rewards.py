@@ -281,7 +281,7 @@ _MATRIX = re.compile(r"\\begin\{([pbvB]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end
 
 
 def split_items(s: str):
-    """Rule 6, lists (issue 15 §1): (kind, items). kind "one" for a single value; "matrix"; "union" and
+    """Rule 6, lists (docs/answers.md): (kind, items). kind "one" for a single value; "matrix"; "union" and
     "set" (unordered); "(]"-style bracket kinds for tuples and intervals (ordered, brackets must agree);
     "bare" for a comma/and list (unordered, ordered against a bracketed one). a \\pm b is the set {a-b, a+b}."""
     s = s.strip()

@@ -1,4 +1,4 @@
-"""(gold, answer, expected) pairs in the answer formats of FAST's training sets and benchmarks (issue 15 §4).
+"""(gold, answer, expected) pairs in the answer formats of FAST's training sets and benchmarks (docs/answers.md).
 
 Written for this project in each dataset's own format (not copied rows): the gold as the dataset stores it,
 the answer as a policy writes it inside <answer>...</answer>, and what a careful grader says (1 correct,

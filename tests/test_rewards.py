@@ -109,7 +109,7 @@ def test_extract_answer(response, expected):
     "pred, gt",
     [
         ("(B)", "B"), ("B.", "B"), ("b", "B"), ("B)", "(b)"), (" B ", "b."),  # choice letters
-        ("B. 42", "B"),  # a letter with its text is that letter (issue 15)
+        ("B. 42", "B"),  # a letter with its text is that letter
         ("1/2", "0.5"), ("0.50", "1/2"), ("\\frac{1}{2}", "0.5"), ("\\boxed{\\frac{1}{2}}", "0.5"),
         ("3 cm", "3"), ("3cm", "3"), ("3 \\text{cm}", "3"), ("12 cm^2", "12"),
         ("1,000", "1000"), ("-2", "-2"), ("\u22122", "-2"), ("50%", "50"), ("30°", "30"),
@@ -299,7 +299,7 @@ def test_char_length_drops_whitespace_around_tag_characters_like_the_released_co
     assert rewards.char_length("1 / 2") == 3
 
 
-# ---------------------------------------------------------------- issue 15: answers in the datasets' formats
+# ---------------------------------------------------------------- answers in the datasets' formats
 
 from answer_cases import CASES  # noqa: E402  (tests/answer_cases.py: the table, with each row's source)
 
