@@ -20,6 +20,8 @@ import torch
 from safetensors import SafetensorError
 
 import data
+import distributed
+import fsdp
 import lora
 
 MANIFEST = "checkpoint.json"  # written last: its presence and its file sizes say the checkpoint is complete
@@ -27,7 +29,7 @@ REQUIRED_FILES = ("config.json", "trainer_state.pt")  # what a checkpoint from b
 STATE_FORMAT = 2  # 1 (no "format" in the manifest): trainer_state.pt held numpy arrays, loaded with pickle
 # A resumed run must be the same run: same model (also the KL reference), data, schedule, seed and adapters.
 SAME_RUN_KEYS = ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed", "lora_rank",
-                 "lora_alpha", "lora_targets")
+                 "lora_alpha", "lora_targets", "fsdp")
 
 
 class CheckpointError(RuntimeError):
@@ -59,19 +61,26 @@ def save_checkpoint(output_dir, step, policy, processor, optimizer, args, rng=No
     Everything is written to checkpoint-<step>.tmp/, the manifest (every file's size) last, and the folder is then
     renamed: a kill leaves a .tmp folder that --resume auto skips. A failed write (a full disk) removes the .tmp
     folder and raises CheckpointError; older checkpoints are never touched. `rng`: the RNG states to store
-    (default: now).
+    (default: now). Process 0 calls it alone, except under FSDP (fsdp.py), where every process does: the full
+    weights are gathered to process 0, which writes the model, and each process writes its optimizer shard
+    (optimizer-<rank>.pt); the processes agree after each part, so they finish or fail together.
     """
     final = os.path.join(output_dir, f"checkpoint-{step}")
     tmp = final + ".tmp"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
+    sharded, main = fsdp.is_sharded(policy), distributed.rank() == 0
+    model_state = fsdp.full_state_dict(policy) if sharded else None  # a collective: every process takes part
+
+    def write_model_and_state():
         if lora.is_lora(policy):  # the merged model at the top, the adapter in adapter/
-            lora.save(policy, tmp)
+            lora.save(policy, tmp, model_state)
         else:
-            policy.save_pretrained(tmp)
+            policy.save_pretrained(tmp, **({} if model_state is None else dict(state_dict=model_state)))
         processor.save_pretrained(tmp)
-        torch.save(dict(format=STATE_FORMAT, step=step, optimizer=optimizer.state_dict(), rng=rng or rng_states(),
-                        args=json.dumps(dataclasses.asdict(args))), os.path.join(tmp, "trainer_state.pt"))
+        torch.save(dict(format=STATE_FORMAT, step=step, optimizer=None if sharded else optimizer.state_dict(),
+                        rng=rng or rng_states(), args=json.dumps(dataclasses.asdict(args))),
+                   os.path.join(tmp, "trainer_state.pt"))
+
+    def finish():
         pause = os.environ.get("FAST_GRPO_TEST_PAUSE_IN_SAVE", "")  # tests only, "STEP:SECONDS": a window to kill in
         if pause.split(":")[0] == str(step):
             print(f"saving {tmp}: paused", flush=True)
@@ -82,13 +91,54 @@ def save_checkpoint(output_dir, step, policy, processor, optimizer, args, rng=No
             json.dump(dict(step=step, format=STATE_FORMAT, files=sizes), f, indent=1)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-    except (OSError, RuntimeError, SafetensorError) as error:  # torch.save reports a full disk as a RuntimeError
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    error = attempt(lambda: (shutil.rmtree(tmp, ignore_errors=True), os.makedirs(tmp))) if main else None
+    if sharded:
+        error = agree(error)  # the .tmp folder exists before the others write into it
+        if error is None:
+            error = agree(attempt(lambda: torch.save(fsdp.optimizer_shard(optimizer),
+                                                     os.path.join(tmp, f"optimizer-{distributed.rank()}.pt"))))
+    for part in (write_model_and_state, finish):
+        if error is None:
+            error = attempt(part) if main else None
+            error = agree(error) if sharded else error
+    if error is not None:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
         previous = find_checkpoint("auto", output_dir, report=False)
         raise CheckpointError(f"could not write checkpoint-{step} in {output_dir} ({error}); "
                               + (f"{previous} is intact" if previous else "no earlier checkpoint exists")
-                              + "; free some space, then continue with --resume auto") from None
+                              + "; free some space, then continue with --resume auto")
     return final
+
+
+def attempt(write):
+    """Run write(); the error of a failed write (a full disk: torch.save reports it as a RuntimeError), or None."""
+    try:
+        write()
+    except (OSError, RuntimeError, SafetensorError) as error:
+        return error
+    return None
+
+
+def agree(error):
+    """Every process learns whether any failed (a collective): its own error, or one naming the other process."""
+    if distributed.any_process(error is not None):
+        return error or OSError("another process could not write its part of the checkpoint")
+    return None
+
+
+def load_optimizer_shard(checkpoint):
+    """This process's optimizer shard of an FSDP checkpoint (plain tensors, weights_only)."""
+    path = os.path.join(checkpoint, f"optimizer-{distributed.rank()}.pt")
+    if not os.path.isfile(path):
+        raise data.DataError(checkpoint, "not a checkpoint of this --fsdp run",
+                             f"no optimizer-{distributed.rank()}.pt: written without --fsdp, or by fewer processes")
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        raise data.DataError(checkpoint, "not a fast-grpo trainer state", f"{os.path.basename(path)}: "
+                             + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
 
 
 def checkpoint_problem(path):

@@ -70,24 +70,41 @@ def my_questions(num_questions):
     return slice(rank() * num_questions, (rank() + 1) * num_questions)
 
 
-def update_rows(keep, group_size, rollout, advantages, kl_coef):
+def update_rows(keep, group_size, rollout, advantages, kl_coef, equal_rows=False):
     """What the policy update gets from this process: the rows of its kept groups (questions x G, `keep` per
     question), their completions, advantages and KL coefficients, and `totals`: the number of rows and of response
     tokens of the whole update, every process's (each micro-batch's loss is weighted by its share of those).
 
     DDP needs a backward pass from every process, so a process that kept no group while others did gets one group
     with an empty response mask, zero advantages and zero KL coefficients: it runs the passes and teaches nothing.
+    `equal_rows` (FSDP, whose every forward pass gathers weights with all processes): every process is padded with
+    such rows to the largest number of rows, so that all run the same number of micro-batches. A padded row adds 0
+    to a micro-batch's loss, and the shares (of `totals`, which count real rows only) keep the gradient exact.
     """
     rows = np.flatnonzero(np.repeat(keep, group_size))
     batch = dict(rows=rows, completion_ids=rollout["completion_ids"][rows],
                  response_mask=rollout["response_mask"][rows], advantages=advantages, kl_coef=kl_coef)
     batch["totals"] = (total(len(rows)), total(batch["response_mask"].sum()))
-    if len(rows) == 0:
-        rows = np.arange(group_size)
-        batch.update(rows=rows, completion_ids=rollout["completion_ids"][rows],
-                     response_mask=torch.zeros_like(rollout["response_mask"][rows]),
-                     advantages=torch.zeros(group_size), kl_coef=torch.zeros(group_size))
+    width = int(maximum(len(rows))) if equal_rows else max(len(rows), group_size)
+    padding = np.arange(width - len(rows)) % len(rollout["response_mask"]) if len(rows) < width and (
+        equal_rows or len(rows) == 0) else np.arange(0)
+    if len(padding):
+        mask = rollout["response_mask"]
+        batch.update(rows=np.concatenate([rows, padding]),
+                     completion_ids=torch.cat([batch["completion_ids"], rollout["completion_ids"][padding]]),
+                     response_mask=torch.cat([batch["response_mask"], torch.zeros_like(mask[padding])]),
+                     advantages=torch.cat([advantages, torch.zeros(len(padding))]),
+                     kl_coef=torch.cat([kl_coef, torch.zeros(len(padding))]))
     return batch
+
+
+def maximum(value):
+    """The largest of a number over all processes."""
+    if not active():
+        return float(value)
+    tensor = torch.tensor(float(value), dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor)
 
 
 def total(value):

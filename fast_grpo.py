@@ -33,6 +33,7 @@ import data
 import difficulty
 import distributed
 import eval as evaluation
+import fsdp
 import harness
 import logs
 import lora
@@ -123,6 +124,8 @@ class Args:
     dtype: str = arg("auto", "compute dtype, float32 | bfloat16 | float16 (auto: float32 on CPU, bfloat16 on "
                      "CUDA); the trained weights stay float32 (mixed precision)")
     gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory", boolean=True)
+    fsdp: bool = arg(False, "under torchrun: shard weights, gradients and optimizer state across the processes "
+                     "(FSDP2, fsdp.py) instead of a full copy on each (DDP)", boolean=True)
     freeze_vision: bool = arg(False, "train only the language model, not the vision tower", boolean=True)
     save_every: int = arg(50, "write checkpoint-<step>/ every this many steps (and at the end)")
     resume: str = arg(None, "continue from this checkpoint folder, or 'auto' for the newest in --output-dir")
@@ -180,6 +183,8 @@ def check_args(args, parser):
         (args.temperature < 0, "--temperature must not be negative"),
         (args.max_steps < 1, "--max-steps must be at least 1"),
         (args.lora_rank < 0, "--lora-rank must be 0 (no LoRA) or more"),
+        (args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2, "--fsdp shards the model across processes: start "
+         "it with torchrun --nproc_per_node N (N >= 2)"),
         (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
     ]
     for failed, message in problems:
@@ -317,7 +322,7 @@ def training_step(run, step, args):
     group_rows = np.repeat(np.arange(len(batch)), group_size)
     inputs = vlm.take_rows(vlm.encode(run.processor, prompts, images), group_rows)
     stopping.doing("sampling", len(group_rows), inputs["input_ids"].shape[1] + args.max_new_tokens)
-    with run.autocast:
+    with run.autocast, fsdp.gathered(run.policy):  # FSDP: every weight gathered for the sampling phase
         rollout = vlm.sample(run.policy, run.processor, inputs, args.max_new_tokens, args.temperature,
                              run.suppress_ids, run.eos_ids)
 
@@ -349,7 +354,7 @@ def training_step(run, step, args):
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
     stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
     if shaped["keep"].any():  # anywhere: under torchrun every process takes part in the update
-        update = distributed.update_rows(keep, group_size, rollout, advantages, kl_coef)
+        update = distributed.update_rows(keep, group_size, rollout, advantages, kl_coef, equal_rows=args.fsdp)
         with run.autocast:
             stats = policy_update(run.trainer, run.reference, run.optimizer, vlm.take_rows(inputs, update["rows"]),
                                   update, run.suppress_ids, **update_settings(args))
@@ -470,7 +475,11 @@ def train(args):
         harness.log_step(run, metrics, samples, bar, args)
         if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
             return run.policy
-    if args.data == "synthetic" and args.compare_at_end and run.main_process:  # the demo's before/after table
+    if args.data == "synthetic" and args.compare_at_end and args.fsdp:  # one process cannot run a sharded model
+        if run.main_process:
+            tqdm.write(f"--fsdp: no before/after table; evaluate the saved model with python eval.py --model "
+                       f"{os.path.join(args.output_dir, f'checkpoint-{args.max_steps}')} --data synthetic")
+    elif args.data == "synthetic" and args.compare_at_end and run.main_process:  # the demo's before/after table
         evaluation.before_and_after(run.reference, run.policy, run.processor, args.model, args.method,
                                     args.max_new_tokens, args.output_dir)
     return run.policy

@@ -18,6 +18,7 @@ from tqdm import tqdm
 import checkpoints
 import data
 import distributed
+import fsdp
 import logs
 import lora
 import methods
@@ -82,6 +83,9 @@ def start(args, settings_lines=()):
         policy.gradient_checkpointing_enable()
         if args.lora_rank:  # frozen embeddings: checkpointed layers need inputs that require grad
             policy.enable_input_require_grads()
+    if args.fsdp:  # 1/N of every weight on each process; the optimizer below sees only this process's shards
+        policy = fsdp.shard(policy, dtype)
+        reference = None if reference is None else fsdp.shard(reference, dtype)
     policy.train()
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.lr,
                                   weight_decay=args.weight_decay)
@@ -100,11 +104,14 @@ def start(args, settings_lines=()):
             print(line)
 
     if checkpoint:
-        optimizer.load_state_dict(state["optimizer"])
         rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
         if len(rng) != distributed.world_size():  # each process must continue its own random stream
             raise data.DataError(checkpoint, "resumed with a different number of processes",
                                  f"{len(rng)} when it was saved, {distributed.world_size()} now")
+        if args.fsdp:
+            fsdp.load_optimizer_shard(optimizer, checkpoints.load_optimizer_shard(checkpoint))
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         checkpoints.set_rng_states(rng[distributed.rank()])
         run.start_step = state["step"]
         if main_process:
@@ -114,7 +121,7 @@ def start(args, settings_lines=()):
     elif main_process:
         for path in log_paths(args):
             open(path, "w").close()
-    run.trainer = distributed.wrap(policy)  # DistributedDataParallel for the update under torchrun
+    run.trainer = policy if args.fsdp else distributed.wrap(policy)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
     return run
 
@@ -136,9 +143,10 @@ def log_step(run, metrics, samples, bar, args):
 
 
 def save(run, step, args):
-    """checkpoint-<step>/ with every process's RNG state (for an exact resume), written by process 0."""
+    """checkpoint-<step>/ with every process's RNG state (for an exact resume), written by process 0 (and under FSDP
+    each process's optimizer shard)."""
     rng = distributed.gather([checkpoints.rng_states()])
-    if run.main_process:
+    if run.main_process or fsdp.is_sharded(run.policy):  # FSDP: every process gathers weights, writes its shard
         checkpoints.save_checkpoint(args.output_dir, step, run.policy, run.processor, run.optimizer, args,
                                     rng=rng if len(rng) > 1 else rng[0])
     distributed.barrier()

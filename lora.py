@@ -48,7 +48,8 @@ def target_modules(model, targets):
     missing = sorted(wanted - linear_names)
     if missing or not names:
         raise LoraError(f"--lora-targets {targets}: no Linear module of the language model is named "
-                        f"{', '.join(missing) or targets}; its Linear modules are named {', '.join(sorted(linear_names))}")
+                        f"{', '.join(missing) or targets}; its Linear modules are named "
+                        f"{', '.join(sorted(linear_names))}")
     return names
 
 
@@ -70,7 +71,9 @@ def is_lora(model):
 
 def unwrap(model):
     """The PEFT model inside DistributedDataParallel (or the model itself)."""
-    return getattr(model, "module", model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def adapters_off(model):
@@ -78,32 +81,39 @@ def adapters_off(model):
     return unwrap(model).disable_adapter() if is_lora(model) else contextlib.nullcontext()
 
 
-def merged_state_dict(model):
-    """The base model's state dict with every adapter merged in (W + scale * B A), in the base model's own key
-    names; the LoRA model itself is left untouched, so training continues bit for bit."""
-    from peft.tuners.lora import LoraLayer
-
-    base = unwrap(model).get_base_model()
-    layers = {name: module for name, module in base.named_modules() if isinstance(module, LoraLayer)}
+def merged_state_dict(model, state_dict=None):
+    """The base model's state dict with every adapter merged in, W + (alpha / r) B A, in the base model's own key
+    names. `state_dict`: the LoRA model's full state dict (under FSDP, gathered), else the model's own. Nothing in
+    the model changes (merging in place and back would round the weights), so training continues bit for bit."""
+    peft_model = unwrap(model)
+    config = peft_model.peft_config["default"]
+    scale = config.lora_alpha / config.r
+    if state_dict is None:
+        state_dict = peft_model.get_base_model().state_dict()
+    else:  # keys of the PEFT model itself: base_model.model.<the base model's key>
+        state_dict = {key.removeprefix("base_model.model."): value for key, value in state_dict.items()}
     merged = {}
     with torch.no_grad():
-        for key, value in base.state_dict().items():
+        for key, value in state_dict.items():
             if ".lora_" in key:
                 continue
             if ".base_layer." in key:
                 layer, _, param = key.rpartition(".base_layer.")
                 if param == "weight":
-                    value = value + layers[layer].get_delta_weight("default").to(value.dtype)
+                    lora_a = state_dict[f"{layer}.lora_A.default.weight"]
+                    lora_b = state_dict[f"{layer}.lora_B.default.weight"]
+                    value = value + ((lora_b @ lora_a) * scale).to(value.dtype)
                 key = f"{layer}.{param}"
             merged[key] = value
     return merged
 
 
-def save(model, folder):
-    """folder/: the merged model (from_pretrained-loadable without PEFT); folder/adapter/: the adapter alone."""
+def save(model, folder, state_dict=None):
+    """folder/: the merged model (from_pretrained-loadable without PEFT); folder/adapter/: the adapter alone.
+    `state_dict`: the LoRA model's full state dict, when it had to be gathered (FSDP)."""
     peft_model = unwrap(model)
-    peft_model.get_base_model().save_pretrained(folder, state_dict=merged_state_dict(peft_model))
-    peft_model.save_pretrained(os.path.join(folder, ADAPTER_DIR))
+    peft_model.get_base_model().save_pretrained(folder, state_dict=merged_state_dict(peft_model, state_dict))
+    peft_model.save_pretrained(os.path.join(folder, ADAPTER_DIR), state_dict=state_dict)
 
 
 def load_adapter_weights(model, checkpoint):

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 import distributed
 import fast_grpo
+import fsdp
 import methods
 from test_end_to_end import weights
 
@@ -87,9 +88,11 @@ def test_two_processes_run_the_method_of_one_on_the_whole_batch(warm_model_dir, 
     assert both_halves_kept  # theta and L_avg were computed over groups of both processes at least once
 
 
-def one_update(model_dir, dataset, aggregation, keep):
-    """Steps 5-6 of fast_grpo.training_step (advantages of the kept groups, distributed.update_rows, policy_update) with SGD on a fixed batch of 4 questions x G = 2, micro-batches of 1 row; under
-    torchrun each process takes its half of the questions. Returns the parameters afterwards."""
+def one_update(model_dir, dataset, aggregation, keep, sharded=False):
+    """Steps 5-6 of fast_grpo.training_step (advantages of the kept groups, distributed.update_rows, policy_update)
+    with SGD on a fixed batch of 4 questions x G = 2, micro-batches of 1 row; under torchrun each process takes its
+    half of the questions (`sharded`: with the policy and the reference under FSDP). Returns the state dict after
+    the step (under FSDP the full one, on process 0; empty on the others)."""
     import data
     import vlm
 
@@ -107,16 +110,20 @@ def one_update(model_dir, dataset, aggregation, keep):
     reward, kl_coef = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.0, 1.0]]), np.array([0.01, 0.02, 0.03, 0.04])
     questions = distributed.my_share(np.arange(4))
     rows = np.concatenate([[2 * q, 2 * q + 1] for q in questions])
+    if sharded:
+        policy, reference = fsdp.shard(policy, torch.float32), fsdp.shard(reference, torch.float32)
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
     mine = np.array(keep)[questions]
     advantages = fast_grpo.group_advantages(reward[questions][mine]).flatten()
     kl_coef = torch.as_tensor(np.repeat(kl_coef[questions][mine], 2), dtype=torch.float32)
     update = distributed.update_rows(mine, 2, {k: rollout[k][rows] for k in ("completion_ids", "response_mask")},
-                                     advantages, kl_coef)
-    fast_grpo.policy_update(distributed.wrap(policy), reference, optimizer,
+                                     advantages, kl_coef, equal_rows=sharded)
+    fast_grpo.policy_update(policy if sharded else distributed.wrap(policy), reference, optimizer,
                             vlm.take_rows(vlm.take_rows(inputs, rows), update["rows"]), update, suppress,
                             **fast_grpo.update_settings(args))
-    return [p.detach().clone() for p in policy.parameters()]
+    if sharded:
+        return fsdp.full_state_dict(policy)
+    return {name: p.detach().clone() for name, p in policy.state_dict().items()}
 
 
 def update_process(rank, world, port, record_dir, *update_args):
@@ -133,22 +140,34 @@ def update_process(rank, world, port, record_dir, *update_args):
     ("token", [True, False, True, True]),  # 2 micro-batches on process 0, 4 on process 1
 ])
 def test_two_processes_take_the_optimizer_step_of_one(warm_model_dir, dataset, tmp_path, aggregation, keep):
-    before = [p.detach().clone() for p in fast_grpo.vlm.load_model(warm_model_dir).parameters()]
+    before = fast_grpo.vlm.load_model(warm_model_dir).state_dict()
     alone = one_update(warm_model_dir, dataset, aggregation, keep)
-    assert any(not torch.equal(a, b) for a, b in zip(alone, before))  # the step moved the weights
+    assert any(not torch.equal(alone[k], before[k]) for k in before)  # the step moved the weights
     mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, dataset, aggregation, keep),
              nprocs=2)
     for rank in range(2):
         together = torch.load(tmp_path / f"update{rank}.pt")
-        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(alone, together)), rank
+        assert all(torch.allclose(alone[k], together[k], rtol=1e-4, atol=1e-7) for k in alone), rank
 
 
-def torchrun(*flags, output_dir, model, data):
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    "fast_grpo.py", "--model", model, "--data", data, "--output-dir", str(output_dir),
-                    "--max-steps", "3", "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "24",
-                    "--lr", "1e-3", "--save-every", "1", *flags],
-                   cwd=HERE, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True)
+@pytest.mark.slow
+@pytest.mark.parametrize("aggregation, keep", [("seq", [True, True, False, False]), ("token", [True, False, True, True])])
+def test_fsdp_takes_the_optimizer_step_of_one_process(warm_model_dir, dataset, tmp_path, aggregation, keep):
+    alone = one_update(warm_model_dir, dataset, aggregation, keep)
+    mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, dataset, aggregation, keep, True),
+             nprocs=2)
+    sharded = torch.load(tmp_path / "update0.pt")  # the full state dict, gathered on process 0
+    assert set(sharded) == set(alone)
+    assert max(float((alone[k] - sharded[k]).abs().max()) for k in alone) < 1e-6
+
+
+def torchrun(*flags, output_dir, model, data, check=True):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "fast_grpo.py", "--model", model, "--data", data, "--output-dir", str(output_dir),
+                           "--max-steps", "3", "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "24",
+                           "--lr", "1e-3", "--save-every", "1", *flags],
+                          cwd=HERE, check=check, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True)
 
 
 @pytest.mark.slow
@@ -164,3 +183,22 @@ def test_torchrun_trains_and_resumes_exactly(warm_model_dir, dataset, tmp_path):
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
     again = weights(tmp_path / "checkpoint-3")
     assert all(torch.equal(straight[k], again[k]) for k in straight)  # every process's RNG state was restored
+
+
+@pytest.mark.slow
+def test_fsdp_saves_a_full_model_and_resumes_exactly(warm_model_dir, dataset, tmp_path):
+    torchrun("--fsdp", output_dir=tmp_path, model=warm_model_dir, data=dataset)
+    straight, start = weights(tmp_path / "checkpoint-3"), weights(warm_model_dir)  # from_pretrained: the full model
+    assert set(start) <= set(straight) and all(straight[k].shape == start[k].shape for k in start)
+    assert any(not torch.equal(straight[k], start[k]) for k in start)
+    assert {"optimizer-0.pt", "optimizer-1.pt"} <= set(os.listdir(tmp_path / "checkpoint-3"))
+    metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    shutil.rmtree(tmp_path / "checkpoint-3")
+    torchrun("--fsdp", "--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset)  # redoes step 3
+    resumed = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    for a, b in zip(metrics, resumed):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    again = weights(tmp_path / "checkpoint-3")
+    assert all(torch.equal(straight[k], again[k]) for k in straight)
+    refused = torchrun("--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset, check=False)
+    assert refused.returncode != 0 and "resumed with different arguments (--fsdp was True, now False)" in refused.stderr

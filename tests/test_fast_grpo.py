@@ -192,7 +192,8 @@ def test_the_demo_model_gets_demo_defaults_and_any_other_model_the_papers():
 
 @pytest.mark.parametrize("flags", [["--group-size", "1"], ["--beta-min", "0.5"], ["--hard-percentile", "120"],
                                    ["--method", "nope"], ["--batch-size", "0"], ["--model", "./no/such/folder"],
-                                   ["--curriculum", "continuous", "--no-slow-to-fast"], ["--curriculum", "binary"]])
+                                   ["--curriculum", "continuous", "--no-slow-to-fast"], ["--curriculum", "binary"],
+                                   ["--fsdp"], ["--lora-rank", "-2"]])
 def test_bad_flags_exit_with_code_2(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"] + flags)
