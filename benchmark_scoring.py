@@ -36,8 +36,12 @@ def final_answer(response):
 
     The last block, not the only one: PAPO-Eval-style scoring reads the final answer a model gives, and a
     benchmark number must not depend on the training reward's anti-hedging rule."""
-    end = response.rfind("</answer>")
-    start = response.rfind("<answer>", 0, end) if end >= 0 else -1
+    start, end = response.rfind("<answer>"), -1
+    while start >= 0:  # the last <answer> that is closed, and its first </answer>
+        end = response.find("</answer>", start)
+        if end >= 0:
+            break
+        start = response.rfind("<answer>", 0, start)
     if start >= 0:
         answer = response[start + len("<answer>"):end]
         boxed = last_boxed(answer)

@@ -48,6 +48,8 @@ def test_final_answer_is_the_last_answer_block_else_the_last_box():
     assert scoring.final_answer("<answer>so \\boxed{\\frac{1}{2}}</answer>") == "\\frac{1}{2}"
     assert scoring.final_answer("\\boxed{3} or rather \\boxed{4}") == "4"
     assert scoring.final_answer("<answer>5") is None  # no complete block, no box
+    assert scoring.final_answer("<answer>1</answer> <answer>2") == "1"  # the last complete block
+    assert scoring.final_answer("<answer>1</answer>2</answer>") == "1"
     assert scoring.final_answer("<answer> </answer>") is None
 
 
@@ -311,3 +313,20 @@ def test_generation_on_the_tiny_model_and_rescoring_agree(tiny_model_dir, tmp_pa
     model, processor = vlm.load_model(tiny_model_dir), vlm.load_processor(tiny_model_dir)
     assert benchmarks.validate(model, processor, rows, "mathvista", max_new_tokens=8) == dict(
         accuracy=result["accuracy"], tokens_mean=result["tokens_mean"])
+
+
+def test_the_docs_demo_files_are_in_the_published_schemas(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "docs/demo_benchmark.py", "--output", str(tmp_path), "--per-level", "1"],
+                   check=True, capture_output=True)
+    mathvista = benchmarks.load_benchmark("mathvista", str(tmp_path / "mathvista"), images=True)
+    assert [row["_id"] for row in mathvista] == ["1", "2", "3"] and benchmarks.decode_image(mathvista[0]).size == (
+        112, 112)
+    dynamath = benchmarks.load_benchmark("dynamath", str(tmp_path / "dynamath"))
+    assert len(dynamath) == 9 and dynamath[4]["_id"] == "sample_variant2/2"
+    gold = {row["_id"]: row["ground_truth"] for row in dynamath}
+    pairs = [(i, answer(g)) for i, g in gold.items() if i != "sample_variant3/3"] + [("sample_variant3/3", "none")]
+    out = rescore(tmp_path, "dynamath", str(tmp_path / "dynamath"), pairs)
+    assert out["accuracy"] == 8 / 9 and out["worst_case_accuracy"] == 2 / 3  # seed 3 loses its third variant
