@@ -5,6 +5,8 @@ Uses the prompts, answer checking and model loading of training, so numbers matc
     python eval.py --model runs/fast-grpo/checkpoint-100 --data synthetic
     python eval.py --model DIR --data test.jsonl --method no-thinking --output results.json
     python eval.py --compare results/*.json             # side-by-side table and plots
+    python eval.py --benchmark mathvista --data testmini.parquet --model DIR --output out.json   # docs/evaluation.md
+    python eval.py --benchmark mathvista --data testmini.parquet --score responses.jsonl --output out.json
 """
 
 import argparse
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import benchmarks
 import data
 import logs
 import lora
@@ -281,7 +284,13 @@ def compare(paths, plot_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=methods.DEMO_MODEL, help="checkpoint folder or hub id")
-    parser.add_argument("--data", default="synthetic", help="JSONL file, or 'synthetic' for the held-out demo set")
+    parser.add_argument("--data", default="synthetic", help="JSONL file, or 'synthetic' for the held-out demo set; "
+                        "with --benchmark: the benchmark's parquet file or folder")
+    parser.add_argument("--benchmark", choices=sorted(benchmarks.BENCHMARKS), default=None,
+                        help="score --data as this benchmark, with its own rules (docs/evaluation.md)")
+    parser.add_argument("--score", default=None, metavar="RESPONSES.jsonl",
+                        help="with --benchmark: re-score these responses instead of generating")
+    parser.add_argument("--responses", default=None, help="with --benchmark: also write the generations here")
     parser.add_argument("--method", default="fast", choices=sorted(methods.METHODS), help="prompt preset")
     parser.add_argument("--num-samples", type=int, default=1, help="K responses per question")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -294,13 +303,26 @@ def main(argv=None):
     parser.add_argument("--compare", nargs="+", metavar="RESULTS.json", help="compare result files instead")
     parser.add_argument("--plot-dir", default=None, help="where --compare writes its PNGs (default: next to the first)")
     args = parser.parse_args(argv)
+    if (args.score or args.responses) and not args.benchmark:
+        parser.error("--score and --responses need --benchmark NAME")
     if args.compare:
+        plot_dir = args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0]))
         try:
-            plots = compare(args.compare, args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0])))
+            if any(benchmarks.is_benchmark_result(path) for path in args.compare):  # the paper's table
+                plots = [benchmarks.compare(args.compare, plot_dir)]
+            else:
+                plots = compare(args.compare, plot_dir)
         except data.DataError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         print("wrote", ", ".join(plots))
+        return
+    if args.benchmark:
+        try:
+            benchmarks.run(args)
+        except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         return
     torch.manual_seed(0)
     device = vlm.pick_device(args.device)
