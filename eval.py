@@ -128,7 +128,7 @@ def demo_evaluation(model, processor, method, max_new_tokens):
 
 def cache_key(model_dir, method, max_new_tokens, runtime=None):
     """A hash of the model's files and every evaluation setting (`runtime`: the model's dtype and device and the
-    processor's image size): a cached result is reused only if none changed."""
+    processor's image size; the method's preset and prompt): a cached result is reused only if none changed."""
     import hashlib
 
     import synthetic
@@ -139,8 +139,10 @@ def cache_key(model_dir, method, max_new_tokens, runtime=None):
             digest.update(name.encode())
             with open(os.path.join(model_dir, name), "rb") as f:
                 digest.update(hashlib.sha256(f.read()).digest())
-    settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, prompt=methods.PROMPTS,
-                    test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]], runtime=runtime)
+    # the method's own preset and prompt only: adding or editing another method leaves this one's cache valid
+    settings = dict(DEMO_EVAL, method=method, max_new_tokens=max_new_tokens, preset=methods.METHODS[method],
+                    prompt=methods.instruction(method), runtime=runtime,
+                    test=[synthetic.TEST_PER_LEVEL, synthetic.LEVELS, synthetic.SEEDS["test"]])
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -24,9 +24,16 @@ PROMPTS = {
     "no-thinking": "Please directly output the answer.",
     "think-after-answer": "Please first output the answer in <answer> </answer> tags and then output a brief "
                           "reasoning process in <reason> </reason> tags.",
+    "adaptive-thinking": "Please first identify whether this problem requires intermediate thinking or calculation. "
+                         "If the problem requires thinking or calculation, output the thinking and calculation "
+                         "process inside <think> </think> tags and the final answer inside <answer> </answer> tags. "
+                         "If no thinking or calculation is required, directly output the final answer inside "
+                         "<answer> </answer> tags. Your output should follow one of two cases: (1) '<answer> ... "
+                         "</answer>', (2) '<think> ... </think> <answer> ... </answer>'.",
 }
 
-# prompt: a key of PROMPTS; format_style: rewards.FORMAT_STYLES key (None: No-Thinking's exact match, no r_fmt);
+# prompt: a key of PROMPTS; format_style: a rewards.FORMAT_STYLES key, or "either" (Adaptive-Thinking: the answer
+# alone or think then answer, rewards.either_format_reward), or None (No-Thinking's exact match, no r_fmt);
 # format_weight: r = r_acc + format_weight * r_fmt (+ 0.5 r_t with the length reward); kl_coef: the constant beta
 # when dynamic_kl is off; the last three switch FAST's parts on (Eq. 4, Eq. 5, Slow-to-Fast sampling).
 METHODS = {
@@ -40,6 +47,9 @@ METHODS = {
                         length_reward=False, dynamic_kl=False, curriculum="none"),
     "think-after-answer": dict(prompt="think-after-answer", format_style="answer-first", format_weight=1.0,
                                kl_coef=0.04, length_reward=False, dynamic_kl=False, curriculum="none"),
+    # the study's fourth method: the model decides whether to think; either form is well formed
+    "adaptive-thinking": dict(prompt="adaptive-thinking", format_style="either", format_weight=1.0, kl_coef=0.04,
+                              length_reward=False, dynamic_kl=False, curriculum="none"),
 }
 
 
@@ -58,5 +68,8 @@ def score_responses(texts, answers, method, choices=None):
         return np.array(correct), np.zeros(len(texts))
     choices = choices if choices is not None else [None] * len(texts)
     correct = [rewards.accuracy_reward(t, a, choices=c) for t, a, c in zip(texts, answers, choices)]
-    fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
+    if preset["format_style"] == "either":
+        fmt = [rewards.either_format_reward(t) for t in texts]
+    else:
+        fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
     return np.array(correct), np.array(fmt)

@@ -456,6 +456,21 @@ def format_reward(response: str, style: str = "think") -> float:
     return float(bool(body.strip()))
 
 
+def either_format_reward(response: str) -> float:
+    """§7 Adaptive-Thinking's r_fmt ("Think or Not Think", appendix E.3): 1.0 iff the response is either one
+    <answer>..</answer> block alone or a <think>..</think> block then an <answer>..</answer> block (format_reward's
+    "think" style). The same guards: nested, repeated or foreign tags score 0; the answer may not be empty."""
+    if "<think>" in response or "</think>" in response:
+        return format_reward(response, "think")
+    if any(response.count(f"<{tag}>") != (tag == "answer") or response.count(f"</{tag}>") != (tag == "answer")
+           for tag in _ALL_TAGS):
+        return 0.0
+    s = response.strip()
+    if not (s.startswith("<answer>") and s.endswith("</answer>")):
+        return 0.0
+    return float(bool(s[len("<answer>"):-len("</answer>")].strip()))
+
+
 def equality_reward(response: str, ground_truth: str) -> float:
     """§7 No-Thinking-RL: 1.0 iff the whole output, stripped, equals the label (no r_fmt)."""
     return float(response.strip() == str(ground_truth).strip())

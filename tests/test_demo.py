@@ -48,3 +48,10 @@ def test_default_run_code_path(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("wrote ") and out[-1].endswith("tokens_per_level.png")  # the table comes last
     assert out[-2].startswith("| sampled | all |")
+
+
+def test_adaptive_thinking_trains_two_steps_on_the_demo_model(tmp_path):
+    fast_grpo.main(["--method", "adaptive-thinking", "--max-steps", "2", "--batch-size", "2", "--group-size", "2",
+                    "--max-new-tokens", "48", "--no-compare-at-end", "--output-dir", str(tmp_path)])
+    metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [m["step"] for m in metrics] == [1, 2] and all(m["kl_coef_mean"] == 0.04 for m in metrics)

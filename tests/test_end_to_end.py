@@ -27,7 +27,8 @@ def weights(folder):
     return AutoModelForImageTextToText.from_pretrained(folder).state_dict()
 
 
-@pytest.mark.parametrize("method", ["fast", "grpo", "thinking", "no-thinking", "think-after-answer"])
+@pytest.mark.parametrize("method", ["fast", "grpo", "thinking", "no-thinking", "think-after-answer",
+                                    "adaptive-thinking"])
 def test_two_steps_train_log_and_checkpoint(method, warm_model_dir, dataset, tmp_path):
     metrics = run(warm_model_dir, dataset, tmp_path, "--method", method)
     assert [m["step"] for m in metrics] == [1, 2]

@@ -1,10 +1,13 @@
 """eval.py: summaries computed by hand, and a real run on the tiny model."""
 
 import json
+import os
 
 import pytest
 
 import eval as evaluation
+import methods
+import vlm
 
 
 def record(correct, tokens, level="easy", fmt=1.0, truncated=False, index=0):
@@ -134,6 +137,31 @@ def test_start_evaluation_is_cached_by_model_files_and_settings(tmp_path, monkey
         None, dict(dtype="torch.float32", device="cpu"), dict(dtype="torch.bfloat16", device="cpu"),
         dict(dtype="torch.float32", device="cuda"))}
     assert len(keys) == 4
+
+
+def test_a_method_key_depends_on_its_own_preset_only(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    before = {m: evaluation.cache_key(str(tmp_path), m, 256) for m in ("fast", "no-thinking")}
+    monkeypatch.setitem(methods.PROMPTS, "new", "Answer in one word.")  # a sixth preset joins
+    monkeypatch.setitem(methods.METHODS, "new", dict(methods.METHODS["fast"], prompt="new"))
+    assert {m: evaluation.cache_key(str(tmp_path), m, 256) for m in ("fast", "no-thinking")} == before
+    assert evaluation.cache_key(str(tmp_path), "new", 256) not in before.values()
+    monkeypatch.setitem(methods.PROMPTS, "fast", methods.PROMPTS["fast"] + " Be brief.")  # its own prompt changed
+    assert evaluation.cache_key(str(tmp_path), "fast", 256) != before["fast"]
+    assert evaluation.cache_key(str(tmp_path), "no-thinking", 256) == before["no-thinking"]
+
+
+def test_the_shipped_start_evaluations_are_valid():
+    """The demo model's cached start evaluations match the key of the settings the default run uses (CPU, float32,
+    the demo processor), so `python fast_grpo.py --method M` reuses them."""
+    processor = vlm.load_processor(methods.DEMO_MODEL)
+    runtime = dict(dtype="torch.float32", device="cpu", image_size=dict(processor.image_processor.size))
+    shipped = [name for name in os.listdir(methods.DEMO_MODEL) if name.startswith(evaluation.START_CACHE)]
+    assert len(shipped) >= 5
+    for name in shipped:
+        method = name.removeprefix(evaluation.START_CACHE + "-").removesuffix(".json")
+        with open(os.path.join(methods.DEMO_MODEL, name)) as f:
+            assert json.load(f)["key"] == evaluation.cache_key(methods.DEMO_MODEL, method, 256, runtime), name
 
 
 def test_plot_tokens_per_level_reads_metrics(tmp_path):

@@ -181,6 +181,24 @@ def test_format_think_rejects(response):
     assert format_reward(response) == 0.0
 
 
+@pytest.mark.parametrize("response, expected", [
+    ("<answer>5</answer>", 1.0),  # case (1): the answer at once
+    (" <answer> 5 </answer>\n", 1.0),
+    ("<think>3 + 2 = 5</think> <answer>5</answer>", 1.0),  # case (2): thinking, then the answer
+    ("<think></think><answer>5</answer>", 1.0),
+    ("<answer></answer>", 0.0),  # an empty answer
+    ("<answer>5</answer><answer>6</answer>", 0.0),  # repeated: a hedge
+    ("<answer><answer>5</answer></answer>", 0.0),  # nested
+    ("so <answer>5</answer>", 0.0),  # text outside the blocks
+    ("<answer>5</answer> <think>why</think>", 0.0),  # the blocks in the wrong order
+    ("<answer>5</answer><reason>r</reason>", 0.0),  # a foreign tag
+    ("<think>a<answer>5</answer></think>", 0.0),
+    ("<think>a</think>", 0.0),  # thinking without an answer
+])
+def test_either_format_accepts_the_two_forms_of_adaptive_thinking(response, expected):
+    assert rewards.either_format_reward(response) == expected
+
+
 def test_format_answer_first():
     good = "<answer>B</answer>\n<reason>because</reason>"
     assert format_reward(good, "answer-first") == 1.0
