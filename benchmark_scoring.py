@@ -376,12 +376,12 @@ def wemath_correct(answer, gold):
     return bool(text) and text[0] in "ABCDEFGH" and text[0] == str(gold).strip()
 
 
-def geometry3k_correct(answer, gold):
-    """Geometry3K has no official scorer: the project's answer checker (rewards.accuracy_reward, docs/paper.md
-    "Answer checking") on the extracted answer. (When the checker takes `choices=`, pass the row's choices here.)"""
+def geometry3k_correct(answer, gold, choices=None):
+    """Geometry3K has no official scorer: the project's answer checker (rewards.accuracy_reward, docs/answers.md)
+    on the extracted answer, with the row's four choices (a letter answer equals its choice's text)."""
     if answer is None:
         return False
-    return rewards.accuracy_reward("<answer>" + answer + "</answer>", str(gold)) == 1.0
+    return rewards.accuracy_reward("<answer>" + answer + "</answer>", str(gold), choices=choices) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ BENCHMARKS = {
     "wemath": dict(id="ID/key", image="image_path", columns=("ID", "key", "question", "option", "answer")),
     "dynamath": dict(id="split/id", image="decoded_image",
                      columns=("id", "question", "ground_truth", "answer_type")),
-    "geometry3k": dict(id="id", image="images", columns=("id", "problem", "answer")),
+    "geometry3k": dict(id="id", image="images", columns=("id", "problem", "answer", "choices")),
 }
 ID_COLUMNS = {"wemath": ("ID", "key"), "dynamath": ("id",)}
 HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+(@[\w.-]+)?$")
@@ -122,7 +122,7 @@ def is_correct(benchmark, row, response):
     elif benchmark == "dynamath":
         right = scoring.dynamath_correct(answer, row["ground_truth"], row["answer_type"])
     else:
-        right = scoring.geometry3k_correct(answer, row["answer"])
+        right = scoring.geometry3k_correct(answer, row["answer"], row["choices"])
     return int(right)
 
 

@@ -193,6 +193,32 @@ def plot_tokens_per_level(metrics_path, plot_path):
     return plot_path
 
 
+def plot_validation(metrics_path, output_dir):
+    """validation.png: the validation accuracy and mean tokens (metrics.jsonl's val_accuracy / val_tokens) against
+    the training step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(m["step"], m["val_accuracy"], m["val_tokens"]) for m in logs.read_jsonl(metrics_path)
+              if "val_accuracy" in m]
+    figure, accuracy_axes = plt.subplots(figsize=(6, 4))
+    tokens_axes = accuracy_axes.twinx()
+    if points:
+        steps, accuracy, tokens = zip(*points)
+        accuracy_axes.plot(steps, [100 * a for a in accuracy], "o-", color="tab:blue", label="accuracy")
+        tokens_axes.plot(steps, tokens, "s--", color="tab:orange", label="tokens")
+    accuracy_axes.set(xlabel="training step", ylabel="validation accuracy (%, greedy)", title="Validation")
+    tokens_axes.set_ylabel("mean response tokens")
+    accuracy_axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = os.path.join(output_dir, "validation.png")
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def before_and_after(reference, policy, processor, model_dir, method, max_new_tokens, output_dir):
     """The end of a run on --data synthetic: `demo_evaluation` of the starting and the trained model, written to
     before_after.json, a plot of tokens per level over training, and the table, printed last. `reference` None:

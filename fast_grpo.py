@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import benchmarks
 import checkpoints
 import data
 import difficulty
@@ -131,6 +132,13 @@ class Args:
     resume: str = arg(None, "continue from this checkpoint folder, or 'auto' for the newest in --output-dir")
     log_every: int = arg(10, "print a compact metrics line every this many steps (0: never); metrics.jsonl has "
                          "every step")
+    eval_data: str = arg(None, "validation during training: a held-out file or folder in any --data format, or a "
+                         "benchmark's files with --eval-benchmark")
+    eval_benchmark: str = arg(None, "score --eval-data by this benchmark's own rules (docs/evaluation.md)",
+                              choices=sorted(benchmarks.BENCHMARKS))
+    eval_every: int = arg(0, "evaluate the policy greedily on --eval-data every this many steps (0: never); "
+                          "val_accuracy and val_tokens go to metrics.jsonl, validation.png at the end")
+    eval_size: int = arg(64, "how many items of --eval-data (its first ones, the same every time) to evaluate")
     compare_at_end: bool = arg(True, "with --data synthetic: evaluate the held-out set before and after training",
                                boolean=True)
 
@@ -183,6 +191,9 @@ def check_args(args, parser):
         (args.temperature < 0, "--temperature must not be negative"),
         (args.max_steps < 1, "--max-steps must be at least 1"),
         (args.lora_rank < 0, "--lora-rank must be 0 (no LoRA) or more"),
+        (bool(args.eval_every) != bool(args.eval_data), "--eval-every and --eval-data go together"),
+        (args.eval_benchmark and not args.eval_data, "--eval-benchmark needs --eval-data"),
+        (args.eval_every < 0 or args.eval_size < 1, "--eval-every must be 0 or more and --eval-size at least 1"),
         (args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2, "--fsdp shards the model across processes: start "
          "it with torchrun --nproc_per_node N (N >= 2)"),
         (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
@@ -472,9 +483,13 @@ def train(args):
         if metrics is None:
             harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
         metrics["seconds"] = round(time.time() - started, 3)
+        if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
+            metrics.update(harness.validate(run, args))
         harness.log_step(run, metrics, samples, bar, args)
         if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
             return run.policy
+    if args.eval_every and run.main_process:
+        tqdm.write(f"wrote {evaluation.plot_validation(*harness.log_paths(args)[:1], args.output_dir)}")
     if args.data == "synthetic" and args.compare_at_end and args.fsdp:  # one process cannot run a sharded model
         if run.main_process:
             tqdm.write(f"--fsdp: no before/after table; evaluate the saved model with python eval.py --model "

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import benchmarks
 import checkpoints
 import data
 import distributed
+import eval as evaluation
 import fsdp
 import logs
 import lora
@@ -47,6 +49,7 @@ class Run:
     start_step: int = 0
     stop_signal: list = field(default_factory=list)  # names the signal once Ctrl-C / SIGTERM arrived
     bad_streak: int = 0  # steps in a row whose every update was skipped as non-finite
+    validation: list = None  # --eval-data's first --eval-size items, evaluated every --eval-every steps
 
 
 def start(args, settings_lines=()):
@@ -121,9 +124,29 @@ def start(args, settings_lines=()):
     elif main_process:
         for path in log_paths(args):
             open(path, "w").close()
+    if args.eval_every:  # checked up front like the training data
+        run.validation = (benchmarks.load_benchmark(args.eval_benchmark, args.eval_data, images=True)
+                          if args.eval_benchmark else data.load_examples(args.eval_data, split="test"))[:args.eval_size]
     run.trainer = policy if args.fsdp else distributed.wrap(policy)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
     return run
+
+
+def validate(run, args):
+    """Greedy accuracy and mean response tokens of the policy on the validation items (EasyR1's val_freq):
+    {"val_accuracy", "val_tokens"} for the step's metrics line. Under FSDP every process takes part (the weights
+    are gathered), otherwise process 0 alone; the others get {}."""
+    if not (run.main_process or fsdp.is_sharded(run.policy)):
+        return {}
+    common = dict(method=args.method, max_new_tokens=args.max_new_tokens, batch_size=args.micro_batch_size)
+    with run.autocast, fsdp.gathered(run.policy):
+        if args.eval_benchmark:
+            result = benchmarks.validate(run.policy, run.processor, run.validation, args.eval_benchmark, **common)
+        else:
+            records = evaluation.generate_records(run.policy, run.processor, run.validation, **common)
+            result = dict(accuracy=float(np.mean([r["correct"] for r in records])),
+                          tokens_mean=float(np.mean([r["tokens"] for r in records])))
+    return dict(val_accuracy=result["accuracy"], val_tokens=result["tokens_mean"]) if run.main_process else {}
 
 
 def log_paths(args):

@@ -222,8 +222,9 @@ def test_geometry3k_uses_the_answer_checker(tmp_path):
     rows = [dict(images=[png(0)], problem="<image>Find x.", answer="12", id=7, choices=["10", "12", "14", "16"],
                  ground_truth="B")]
     path = write_parquet(tmp_path / "test-00000-of-00001.parquet", rows)
-    out = rescore(tmp_path, "geometry3k", path, [("7", answer("12.0")), (7, "\\boxed{13}")])  # an int id too
-    assert out["items"] == {"7": {"correct": [1, 0]}}
+    out = rescore(tmp_path, "geometry3k", path, [("7", answer("12.0")), (7, "\\boxed{13}"), ("7", answer("B")),
+                                                 ("7", answer("C"))])  # an int id too; B is the choice "12"
+    assert out["items"] == {"7": {"correct": [1, 0, 1, 0]}}
 
 
 def error_line(capsys, argv):
@@ -330,3 +331,21 @@ def test_the_docs_demo_files_are_in_the_published_schemas(tmp_path):
     pairs = [(i, answer(g)) for i, g in gold.items() if i != "sample_variant3/3"] + [("sample_variant3/3", "none")]
     out = rescore(tmp_path, "dynamath", str(tmp_path / "dynamath"), pairs)
     assert out["accuracy"] == 8 / 9 and out["worst_case_accuracy"] == 2 / 3  # seed 3 loses its third variant
+
+
+def test_validation_during_training_logs_accuracy_and_tokens(warm_model_dir, dataset, tmp_path, mathvista):
+    import fast_grpo
+
+    for name, flags in (("plain", ["--eval-data", dataset]),
+                        ("benchmark", ["--eval-data", mathvista, "--eval-benchmark", "mathvista"])):
+        output_dir = tmp_path / name
+        fast_grpo.main(["--model", warm_model_dir, "--data", dataset, "--output-dir", str(output_dir), "--max-steps",
+                        "2", "--batch-size", "2", "--group-size", "2", "--max-new-tokens", "8", "--eval-every", "2",
+                        "--eval-size", "3", *flags])
+        metrics = [json.loads(line) for line in open(output_dir / "metrics.jsonl")]
+        assert "val_accuracy" not in metrics[0]  # only every --eval-every steps
+        assert 0 <= metrics[1]["val_accuracy"] <= 1 and 1 <= metrics[1]["val_tokens"] <= 8
+        assert (output_dir / "validation.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as exit_info:
+        fast_grpo.parse_args(["--model", warm_model_dir, "--eval-every", "5"])  # no --eval-data
+    assert exit_info.value.code == 2
