@@ -87,7 +87,7 @@ def rank_normalise(values):
     return np.full(v.size, 0.5) if spread == 0 else (v - v.min()) / spread
 """),
         ("divides by n instead of n - 1", "(ranks[inverse] - 1) / (n - 1)", "(ranks[inverse] - 1) / n"),
-        ("S_d from the pass rate instead of 1 - pass", "(1.0 - p) * rank_normalise(h)", "p * rank_normalise(h)"),
+        ("S_d from the pass rate instead of 1 - pass", "(1.0 - p) * ranks", "p * ranks"),
     ],
     "hard-threshold": [
         ("strict > theta (ties at the threshold are not hard)", "(s >= theta) & (s > 0)", "(s > theta) & (s > 0)"),
