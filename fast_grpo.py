@@ -48,6 +48,9 @@ def arg(default, help, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
 
+DATA_OPTIONS = data.OPTIONS  # help of --image-dir etc.; inside Args, `data` is the --data field
+
+
 @dataclass
 class Args:
     # what to train, on what
@@ -55,8 +58,14 @@ class Args:
                       choices=["fast", "grpo", "thinking", "no-thinking", "think-after-answer"])
     model: str = arg(None, "hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or local folder of a Qwen2-VL/Qwen2.5-VL "
                      "model (default: the shipped demo_model/)")
-    data: str = arg("synthetic", "JSONL file, one {image, question, answer} per line (EasyR1 keys images/problem "
-                    "work too), or 'synthetic' for the demo task")
+    data: str = arg("synthetic", "a .jsonl/.json/.parquet file, a folder of them (DIR@split), a hub dataset "
+                    "owner/name@split (split default: train), or 'synthetic' for the demo task; the schemas of "
+                    "Geometry3K, ViRL39K, ShareGPT, LLaVA and TRL are read unchanged (docs/data.md)")
+    image_dir: str = arg(None, DATA_OPTIONS["image_dir"])
+    question_key: str = arg(None, DATA_OPTIONS["question_key"])
+    answer_key: str = arg(None, DATA_OPTIONS["answer_key"])
+    image_key: str = arg(None, DATA_OPTIONS["image_key"])
+    max_images: int = arg(None, DATA_OPTIONS["max_images"])
     output_dir: str = arg("runs/fast-grpo", "where metrics.jsonl, samples.jsonl and checkpoint-<step>/ go")
     # sampling
     batch_size: int = arg(None, "questions per step (default: 8)")
@@ -362,7 +371,7 @@ def train(args):
     os.makedirs(args.output_dir, exist_ok=True)
 
     # --- model and data
-    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
+    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples, **data.options(args))
     vlm.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
     checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
     state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=False) if checkpoint else None
@@ -422,10 +431,9 @@ def train(args):
             # --- sample G responses per question
             indices = distributed.my_share(data.batch_indices(len(examples), args.batch_size, step, args.seed))
             batch = [examples[i] for i in indices]
-            images = [data.load_image(example["image"], max_pixels) for example in batch]
-            prompts = [vlm.chat_prompt(processor, example["question"], instruction) for example in batch]
+            encoded, images = vlm.encode_questions(processor, batch, instruction, max_pixels)  # images: a list each
             group_rows = np.repeat(np.arange(len(batch)), args.group_size)  # question i -> rows i*G .. i*G+G-1
-            inputs = vlm.take_rows(vlm.encode(processor, prompts, images), group_rows)
+            inputs = vlm.take_rows(encoded, group_rows)
             width = inputs["input_ids"].shape[1] + args.max_new_tokens
             with autocast, stopping.naming_out_of_memory("sampling", len(group_rows), width):
                 rollout = vlm.sample(policy, processor, inputs, args.max_new_tokens, args.temperature, suppress_ids,
@@ -441,11 +449,9 @@ def train(args):
             correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
             # --- difficulty, filter, thinking reward, KL coefficients
-            new = [(index, image) for index, image in zip(indices, images) if index not in complexity_cache]
-            new_images = [image for _, image in new]  # the classifier sees them as one batch, once each
-            semantic = vlm.class_probabilities(classifier, new_images) if classifier and new else [None] * len(new)
-            for (index, image), probabilities in zip(new, semantic):
-                complexity_cache[index] = difficulty.image_complexity(image, probabilities)  # Eq. 2
+            new = [(index, image_list) for index, image_list in zip(indices, images) if index not in complexity_cache]
+            for (index, _), h_img in zip(new, vlm.question_complexities(classifier, [i for _, i in new])):
+                complexity_cache[index] = h_img  # Eq. 2; several images: their mean; none: NaN, the middle rank
             complexity = np.array([complexity_cache[index] for index in indices])
             # under torchrun: the whole batch's groups, on every process (one process: these arrays as they are)
             mine = slice(distributed.rank() * len(batch), (distributed.rank() + 1) * len(batch))
