@@ -129,7 +129,8 @@ def first_exchange(conversation, where):
             answer = message_text(content, where)
             break
     if question is None:
-        raise DataError(where, "no user turn in the conversation", f"roles: {[t.get('role', t.get('from')) for t in conversation]}")
+        roles = [turn.get("role", turn.get("from")) for turn in conversation]
+        raise DataError(where, "no user turn in the conversation", f"roles: {roles}")
     return question, answer
 
 
@@ -199,7 +200,7 @@ def parse_example(record, where, image_dirs, keys=None, max_images=None, archive
     if isinstance(question, list):  # a conversation: messages (ShareGPT), conversations (LLaVA), prompt (TRL)
         question, answer = first_exchange(question, where)
     used = {question_key}
-    if keys.get("answer") or answer is None or any(k in record for k in ANSWER_KEYS):
+    if keys.get("answer") or answer is None or any(record.get(k) is not None for k in ANSWER_KEYS):
         answer_key, answer = _column(record, keys.get("answer"), ANSWER_KEYS, "answer", "--answer-key", where)
         used.add(answer_key)
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):

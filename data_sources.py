@@ -157,7 +157,8 @@ def _parquet_rows(path):
                     number += 1
                     yield f"{path}:{number}", record
         except (pyarrow.ArrowException, OSError) as error:  # a damaged file can fail past its header
-            raise data.DataError(f"{path}:{number + 1}", "unreadable parquet data", str(error).splitlines()[0]) from None
+            raise data.DataError(f"{path}:{number + 1}", "unreadable parquet data",
+                                 str(error).splitlines()[0]) from None
 
     return parquet.metadata.num_rows, rows()
 
@@ -204,7 +205,8 @@ def fetch_from_hub(repo_id, split, spec):
                 raise listing_error from None
         data_files = [f for f in files if f.endswith(DATA_EXTENSIONS)]
         if not data_files:
-            raise data.DataError(spec, "the dataset has no data files", f"looked for {', '.join(DATA_EXTENSIONS)} files")
+            raise data.DataError(spec, "the dataset has no data files",
+                                 f"looked for {', '.join(DATA_EXTENSIONS)} files")
         preferred = next(e for e in DATA_EXTENSIONS if any(f.endswith(e) for f in data_files))
         chosen = split_files([f for f in data_files if f.endswith(preferred)], split, spec)
         archives = [f for f in files if f.endswith(ARCHIVE_EXTENSIONS) and "/" not in f]

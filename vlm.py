@@ -344,7 +344,8 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     num_tokens = completion_ids.shape[1]
     attention_mask = torch.cat([inputs["attention_mask"], response_mask.long()], dim=1)
     mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)
-    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}  # none: text only
+    # a batch of text-only rows has no pixel_values
+    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}
     logits = model(
         input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
         attention_mask=attention_mask.to(device),

@@ -122,13 +122,15 @@ def test_every_schema_reads_into_question_answer_images(mixed_folder):
     assert geometry["image"] == geometry3k_rows(1)[0]["images"][0]["bytes"]  # the embedded PNG, still compressed
     assert (geometry["answer"], geometry["choices"], geometry["ground_truth"]) == ("2 \\sqrt { 221 }", ["0", "0"], "A")
     pair = examples["Which is larger, <image> or <image>?"]
-    assert pair["image"] == [os.path.join(mixed_folder, "images/q1-0.jpg"), os.path.join(mixed_folder, "images/q1-1.jpg")]
+    assert pair["image"] == [os.path.join(mixed_folder, "images/q1-0.jpg"),
+                             os.path.join(mixed_folder, "images/q1-1.jpg")]
     assert (pair["answer"], pair["qid"], pair["PassRate_7BBase"]) == ("\\boxed{A}", "q1", None)  # extra columns kept
     assert examples["<image>How many circles?"]["answer"] == "3"  # ShareGPT: the assistant turn; system skipped
     llava = examples["<image>\nWhat colour is the bus?"]
     assert llava["answer"] == "white" and llava["id"] == "000000033471"  # the first exchange of the conversation
     assert examples["<image>What is 2+2?"]["answer"] == "4"  # TRL: image parts become placeholders; solution
-    assert examples["Compare<image>with<image>"]["answer"] == "same" and len(examples["Compare<image>with<image>"]["image"]) == 2
+    compare = examples["Compare<image>with<image>"]
+    assert compare["answer"] == "same" and len(compare["image"]) == 2
     assert examples["What is 3+4?"]["image"] is None and examples["What is 3+4?"]["answer"] == "7"
     assert examples["What is 1+1?"]["image"] is None
     assert all("messages" not in e and "conversations" not in e and "prompt" not in e for e in examples.values())
@@ -147,6 +149,15 @@ def test_the_native_json_files_read_as_their_parquet_shards(mixed_folder, tmp_pa
             assert {k: v for k, v in example.items() if k != "image"} == {k: v for k, v in twin.items() if k != "image"}
             assert len(data.example_images(example)) == len(data.example_images(twin))
             assert all(os.path.isabs(p) and os.path.isfile(p) for p in data.example_images(example))
+
+
+def test_one_shard_of_two_schemas(tmp_path):
+    """A parquet file of ShareGPT and plain rows: each row's missing columns are nulls, which do not count."""
+    path = write_parquet(str(tmp_path / "train.parquet"), sharegpt_rows(str(tmp_path)) + text_only_rows())
+    examples = data.load_examples(path)
+    assert [(e["question"], e["answer"]) for e in examples] == [
+        ("<image>How many circles?", "3"), ("What is 3+4?", "7"), ("What is 1+1?", "2")]
+    assert all(set(e) == {"image", "question", "answer"} for e in examples)
 
 
 def test_column_overrides_and_max_images(tmp_path, capsys):
