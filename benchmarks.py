@@ -8,7 +8,6 @@ Per benchmark (BENCHMARKS): the columns it needs, how an item's id is formed, it
 own scoring rule (benchmark_scoring.py, each rule naming its official source). docs/evaluation.md explains them.
 """
 
-import io
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import numpy as np
 
 import benchmark_scoring as scoring
 import data
+import data_sources
 
 # columns: what this module reads (a file missing one is not the benchmark's schema); image: the image column;
 # id: how an item's id is formed (DynaMath's variants repeat the seed's id, so the variant's split goes first).
@@ -38,19 +38,17 @@ HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+(@[\w.-]+)?$")
 def read_benchmark_rows(path, columns=None):
     """Rows of a parquet file or of a folder's parquet files (sorted, recursively), as dicts, each with
     `_split` (its file's name up to the first '-': the hub's split or DynaMath variant) and `_where`
-    ('FILE:ROW' for error messages). Only `columns` are read (images stay on disk when re-scoring).
-    The one place benchmark files are read: point it at data.py's general loader once that exists."""
+    ('FILE:ROW' for error messages). Only `columns` are read (images stay on disk when re-scoring). A hub dataset
+    `owner/name@split` (split default: test) is fetched through data_sources.resolve, as --data is."""
     import pyarrow.parquet as pq
 
     if not os.path.exists(path):
-        if HUB_NAME.match(path):
-            name = path.split("@")[0]
-            raise data.DataError(path, "hub datasets are not supported here yet",
-                                 f"download with `hf download --repo-type dataset {name} --local-dir DIR` "
-                                 "and pass the parquet file or folder")
-        raise data.DataError(path, "benchmark file or folder not found")
-    files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(root, name) for root, _, names in os.walk(path) for name in names if name.endswith(".parquet"))
+        if not (HUB_NAME.match(path) and data_sources.is_hub_id(path.split("@")[0])):
+            raise data.DataError(path, "benchmark file or folder not found")
+        files = [f for f in data_sources.resolve(path, split="test")["files"] if f.endswith(".parquet")]  # fetched
+    else:
+        files = [path] if os.path.isfile(path) else sorted(
+            os.path.join(root, name) for root, _, names in os.walk(path) for name in names if name.endswith(".parquet"))
     if not files:
         raise data.DataError(path, "no .parquet files in this folder")
     rows = []
@@ -279,28 +277,19 @@ def answer_instruction(method):
 
 
 def decode_image(row, max_pixels=None):
-    """The row's image as RGB (data.load_image): a {bytes, path} struct, a list of one, raw bytes or a path
-    (relative to the parquet file's folder)."""
-    from PIL import Image
-
+    """The row's image as RGB: a {bytes, path} struct, a list of one, raw bytes or a path (relative to the parquet
+    file's folder), resolved, checked and decoded as training data's images are (data.py)."""
     image = row["image"]
     if isinstance(image, list):
         if len(image) != 1:
             raise data.DataError(row["_where"], f"{len(image)} images", "one image per question for now")
         image = image[0]
-    if isinstance(image, dict):
-        image = image.get("bytes") or image.get("path")
-    if isinstance(image, (bytes, bytearray)):
-        try:
-            return data.load_image(Image.open(io.BytesIO(image)), max_pixels)
-        except OSError as error:
-            raise data.DataError(row["_where"], "unreadable image", str(error)) from None
-    if not isinstance(image, str) or not image:
+    if image is None or image == "" or (isinstance(image, dict) and not (image.get("bytes") or image.get("path"))):
         raise data.DataError(row["_where"], "no image")
     folder = os.path.dirname(row["_where"].rsplit(":", 1)[0])
-    path = image if os.path.isabs(image) else os.path.join(folder, image)
-    data.check_image(path, row["_where"])
-    return data.load_image(path, max_pixels)
+    image = data.resolve_image(image, row["_where"], [folder])
+    data.check_image(image, row["_where"])
+    return data.load_image(image, max_pixels)
 
 
 def generate_responses(model, processor, rows, benchmark, method="fast", num_samples=1, temperature=0.0,

@@ -146,6 +146,23 @@ def image_complexity(image, classifier=None) -> float:
     return h + float(_entropy_bits(p / p.sum()))
 
 
+def images_complexity(images, probabilities=None) -> float:
+    """H_img of a question with any number of images: the mean of its images' Eq. 2 complexities; NaN without one.
+
+    [ours] The mean, not the sum: a question with two simple diagrams is not harder to see than one with a single
+    dense photo, and the ranking (rank_normalise) then compares questions on one scale whatever their image
+    count. NaN marks a text-only question; complexity_ranks gives it the middle rank. `probabilities`: one
+    classifier output per image, or None (GLCM entropy alone).
+    """
+    if len(images) == 0:
+        return float("nan")
+    probabilities = [None] * len(images) if probabilities is None else probabilities
+    if len(probabilities) != len(images):
+        raise ValueError(f"{len(probabilities)} classifier outputs for {len(images)} images")
+    values = [image_complexity(image, p) for image, p in zip(images, probabilities)]
+    return values[0] if len(values) == 1 else float(np.mean(values))
+
+
 def rank_normalise(values) -> np.ndarray:
     """Average ranks (ties share their mean 1-based rank) mapped to [0, 1] by (rank - 1) / (n - 1).
 
@@ -164,14 +181,33 @@ def rank_normalise(values) -> np.ndarray:
     return (ranks[inverse] - 1) / (n - 1)
 
 
+def complexity_ranks(complexity) -> np.ndarray:
+    """rank_normalise over the questions that have an image; a question without one (complexity NaN) gets 0.5.
+
+    [ours] The middle rank says "no information" and leaves S_d = S_ext / 2. (The released code fills a missing
+    complexity with the raw value 0.5 before ranking; that lands in the middle only when every question lacks one,
+    and otherwise ranks a text-only question as if it had the simplest image.)
+    """
+    h = np.asarray(complexity, dtype=np.float64)
+    if h.ndim != 1:
+        raise ValueError(f"complexity must be 1-D, got shape {h.shape}")
+    if np.isinf(h).any():
+        raise ValueError("complexity must be finite (NaN marks a question without an image)")
+    ranks = np.full(h.shape, 0.5)
+    has_image = ~np.isnan(h)
+    ranks[has_image] = rank_normalise(h[has_image])
+    return ranks
+
+
 def combined_difficulty(pass_rate, complexity) -> np.ndarray:
-    """Eq. 3: S_d = (1 - pass) * rank_normalise(H_img) over the questions of one batch (docs/paper.md §2)."""
+    """Eq. 3: S_d = (1 - pass) * rank_normalise(H_img) over the questions of one batch (docs/paper.md §2);
+    a question without an image (complexity NaN) has rank 0.5 (complexity_ranks)."""
     # Combined difficulty: extrinsic (rollouts) times intrinsic (image) difficulty, as in the released code.
     p = _pass_vector(pass_rate)
-    h = _vector(complexity, "complexity")
-    if p.shape != h.shape:
-        raise ValueError(f"pass_rate and complexity shapes differ: {p.shape} vs {h.shape}")
-    return (1.0 - p) * rank_normalise(h)
+    ranks = complexity_ranks(complexity)
+    if p.shape != ranks.shape:
+        raise ValueError(f"pass_rate and complexity shapes differ: {p.shape} vs {ranks.shape}")
+    return (1.0 - p) * ranks
 
 
 def hard_questions(s_d, percentile=80) -> np.ndarray:

@@ -36,8 +36,7 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
     records, max_pixels = [], vlm.max_image_pixels(processor)
     for start in tqdm(range(0, len(examples), batch_size), desc="eval", leave=False):
         batch = examples[start:start + batch_size]
-        prompts = [vlm.chat_prompt(processor, e["question"], instruction) for e in batch]
-        inputs = vlm.encode(processor, prompts, [data.load_image(e["image"], max_pixels) for e in batch])
+        inputs, _ = vlm.encode_questions(processor, batch, instruction, max_pixels)
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         answers = [e["answer"] for e in batch for _ in range(num_samples)]
@@ -312,8 +311,10 @@ def compare(paths, plot_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=methods.DEMO_MODEL, help="checkpoint folder or hub id")
-    parser.add_argument("--data", default="synthetic", help="JSONL file, or 'synthetic' for the held-out demo set; "
-                        "with --benchmark: the benchmark's parquet file or folder")
+    parser.add_argument("--data", default="synthetic", help="a .jsonl/.json/.parquet file, a folder of them "
+                        "(DIR@split), a hub dataset owner/name@split (split default: test), or 'synthetic' for the "
+                        "held-out demo set (docs/data.md); with --benchmark: the benchmark's parquet file or folder")
+    data.add_arguments(parser)
     parser.add_argument("--benchmark", choices=sorted(benchmarks.BENCHMARKS), default=None,
                         help="score --data as this benchmark, with its own rules (docs/evaluation.md)")
     parser.add_argument("--score", default=None, metavar="RESPONSES.jsonl",
@@ -356,7 +357,7 @@ def main(argv=None):
     device = vlm.pick_device(args.device)
     try:
         vlm.check_model(args.model)
-        examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples)
+        examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples, **data.options(args))
         processor = vlm.load_processor(args.model)
         model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
     except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback

@@ -59,14 +59,23 @@ def arg(default, help, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
 
+DATA_OPTIONS = data.OPTIONS  # help of --image-dir etc.; inside Args, `data` is the --data field
+
+
 @dataclass
 class Args:
     # what to train, on what
     method: str = arg("fast", "preset (methods.py): " + " | ".join(methods.METHODS), choices=list(methods.METHODS))
     model: str = arg(None, "hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or local folder of a Qwen2-VL/Qwen2.5-VL "
                      "model (default: the shipped demo_model/)")
-    data: str = arg("synthetic", "JSONL file, one {image, question, answer} per line (EasyR1 keys images/problem "
-                    "work too), or 'synthetic' for the demo task")
+    data: str = arg("synthetic", "a .jsonl/.json/.parquet file, a folder of them (DIR@split), a hub dataset "
+                    "owner/name@split (split default: train), or 'synthetic' for the demo task; the schemas of "
+                    "Geometry3K, ViRL39K, ShareGPT, LLaVA and TRL are read unchanged (docs/data.md)")
+    image_dir: str = arg(None, DATA_OPTIONS["image_dir"])
+    question_key: str = arg(None, DATA_OPTIONS["question_key"])
+    answer_key: str = arg(None, DATA_OPTIONS["answer_key"])
+    image_key: str = arg(None, DATA_OPTIONS["image_key"])
+    max_images: int = arg(None, DATA_OPTIONS["max_images"])
     output_dir: str = arg("runs/fast-grpo", "where metrics.jsonl, samples.jsonl and checkpoint-<step>/ go")
     # sampling
     batch_size: int = arg(None, "questions per step (default: 8)")
@@ -328,10 +337,9 @@ def training_step(run, step, args):
     # 1. A batch of questions; sample G responses to each with the current policy (rows i*G .. i*G+G-1: question i)
     indices = distributed.my_share(data.batch_indices(len(run.examples), args.batch_size, step, args.seed))
     batch = [run.examples[i] for i in indices]
-    images = [data.load_image(example["image"], run.max_pixels) for example in batch]
-    prompts = [vlm.chat_prompt(run.processor, example["question"], run.instruction) for example in batch]
+    encoded, images = vlm.encode_questions(run.processor, batch, run.instruction, run.max_pixels)  # a list each
     group_rows = np.repeat(np.arange(len(batch)), group_size)
-    inputs = vlm.take_rows(vlm.encode(run.processor, prompts, images), group_rows)
+    inputs = vlm.take_rows(encoded, group_rows)
     stopping.doing("sampling", len(group_rows), inputs["input_ids"].shape[1] + args.max_new_tokens)
     with run.autocast, fsdp.gathered(run.policy):  # FSDP: every weight gathered for the sampling phase
         rollout = vlm.sample(run.policy, run.processor, inputs, args.max_new_tokens, args.temperature,
@@ -374,13 +382,12 @@ def training_step(run, step, args):
 
 
 def image_complexities(run, indices, images):
-    """Eq. 2 per question: H_img of its image, cached by example index (it does not change during training); a
-    step's new images go through the optional classifier as one batch."""
-    new = [(index, image) for index, image in zip(indices, images) if index not in run.complexity_cache]
-    new_images = [image for _, image in new]
-    semantic = vlm.class_probabilities(run.classifier, new_images) if run.classifier and new else [None] * len(new)
-    for (index, image), probabilities in zip(new, semantic):
-        run.complexity_cache[index] = difficulty.image_complexity(image, probabilities)
+    """Eq. 2 per question: H_img of its images (several: their mean; none: NaN, which gets the middle rank),
+    cached by example index (it does not change during training); a step's new images go through the optional
+    classifier as one batch."""
+    new = [(index, image_list) for index, image_list in zip(indices, images) if index not in run.complexity_cache]
+    for (index, _), h_img in zip(new, vlm.question_complexities(run.classifier, [i for _, i in new])):
+        run.complexity_cache[index] = h_img
     return np.array([run.complexity_cache[index] for index in indices])
 
 

@@ -62,7 +62,7 @@ def start(args, settings_lines=()):
     dtype = vlm.pick_dtype(args.dtype, device)
     os.makedirs(args.output_dir, exist_ok=True)
 
-    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples)
+    examples = data.load_examples(args.data, skip_bad=args.skip_bad_examples, **data.options(args))
     vlm.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
     checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
     state = checkpoints.load_trainer_state(checkpoint) if checkpoint else None  # tensors and plain data only

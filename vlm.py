@@ -13,6 +13,9 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 from transformers.utils import is_torchvision_available
 
+import data
+import difficulty
+
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -198,32 +201,96 @@ def eos_token_ids(model, processor):
     return sorted(set(eos) | ({processor.tokenizer.eos_token_id} - {None}))
 
 
-def chat_prompt(processor, question, instruction):
-    """The model's chat template around one image and the question followed by the method's instruction."""
-    text = f"{question.strip()} {instruction}".strip()
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+def prompt_content(question, instruction, num_images=1):
+    """The user turn's parts: the question's images where its `<image>` placeholders are (all of them before the
+    text when it has none), its text, and the method's instruction after it.
+
+    Text between placeholders is kept as it is (EasyR1's rule); only the ends of the question are stripped.
+    """
+    pieces = question.strip().split(data.PLACEHOLDER)
+    if len(pieces) == 1:  # no placeholder: the images first, as Qwen2-VL's examples put them
+        pieces = [""] * num_images + pieces
+    elif len(pieces) - 1 != num_images:
+        raise ValueError(f"{len(pieces) - 1} {data.PLACEHOLDER} placeholders for {num_images} images")
+    pieces[-1] = f"{pieces[-1]} {instruction}".strip()
+    content = []
+    for i, piece in enumerate(pieces):
+        if i:
+            content.append({"type": "image"})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return content
+
+
+def chat_prompt(processor, question, instruction, num_images=1):
+    """The model's chat template around the question with its images (prompt_content) and the instruction."""
+    messages = [{"role": "user", "content": prompt_content(question, instruction, num_images)}]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def encode(processor, prompts, images):
-    """Tokenise prompts (left-padded) and process their images: one image per row."""
-    return dict(processor(text=prompts, images=images, return_tensors="pt", padding=True))
+    """Tokenise prompts (left-padded) and process their images: `images` is the flat list of every row's images in
+    row order (a row has as many as its prompt has image slots; None or [] when no row has any)."""
+    return dict(processor(text=prompts, images=images or None, return_tensors="pt", padding=True))
+
+
+def encode_questions(processor, examples, instruction, max_pixels=None):
+    """A batch of examples -> (encoded prompts, one row per example; each example's decoded images, a list).
+
+    The one place training and evaluation turn examples into model inputs: images decoded (shrunk to `max_pixels`)
+    for this batch only, placed where the question's `<image>` placeholders are, any number per question (0, 1, 2..).
+    """
+    images = [[data.load_image(image, max_pixels) for image in data.example_images(e)] for e in examples]
+    prompts = [chat_prompt(processor, e["question"], instruction, len(i)) for e, i in zip(examples, images)]
+    return encode(processor, prompts, [image for row in images for image in row]), images
+
+
+def images_per_row(inputs):
+    """How many images each encoded row holds: its runs of image tokens (mm_token_type_ids == 1; the vision
+    start/end tokens around each image are text tokens, so two images never form one run)."""
+    is_image = inputs["mm_token_type_ids"] == 1
+    starts = is_image.clone()
+    starts[:, 1:] &= ~is_image[:, :-1]
+    return starts.sum(1)
 
 
 def take_rows(inputs, rows):
-    """The given rows of an encoded batch, each row keeping its own block of `pixel_values`.
+    """The given rows of an encoded batch, each row keeping its own images' blocks of `pixel_values`.
 
-    `pixel_values` is one flat (patches, dim) tensor for the whole batch; image i owns
-    image_grid_thw[i].prod() consecutive patches. Repeating a prompt G times must repeat its block, not
-    tile the flat tensor (a known bug elsewhere): `take_rows(inputs, [0]*G + [1]*G)` does the former.
+    `pixel_values` is one flat (patches, dim) tensor for the whole batch; image j owns image_grid_thw[j].prod()
+    consecutive patches, and a row's images are consecutive (images_per_row of them; none for a text-only row).
+    Repeating a prompt G times must repeat its block, not tile the flat tensor (a known bug elsewhere):
+    `take_rows(inputs, [0]*G + [1]*G)` does the former.
     """
     rows = torch.as_tensor(rows, dtype=torch.long)
+    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    if "image_grid_thw" not in inputs:  # no row has an image
+        return out
+    counts = images_per_row(inputs).tolist()
+    if sum(counts) != len(inputs["image_grid_thw"]):
+        raise ValueError(f"{sum(counts)} images in the token rows, {len(inputs['image_grid_thw'])} in the grid")
+    first = np.cumsum(counts) - counts
+    image_index = [j for r in rows.tolist() for j in range(first[r], first[r] + counts[r])]
+    if not image_index:  # the chosen rows are all text-only
+        return out
     patches = inputs["image_grid_thw"].prod(-1)
     starts = torch.cumsum(patches, 0) - patches
-    pixel_index = torch.cat([torch.arange(starts[r], starts[r] + patches[r]) for r in rows.tolist()])
-    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw")}
-    out["pixel_values"] = inputs["pixel_values"][pixel_index]
+    out["image_grid_thw"] = inputs["image_grid_thw"][torch.as_tensor(image_index, dtype=torch.long)]
+    out["pixel_values"] = inputs["pixel_values"][torch.cat([torch.arange(starts[j], starts[j] + patches[j])
+                                                            for j in image_index])]
     return out
+
+
+def question_complexities(classifier, images_per_question):
+    """Eq. 2's H_img of each question from its decoded images (difficulty.images_complexity: the mean over its
+    images; NaN for a question without one). The classifier, if any, sees all the images as one batch."""
+    flat = [image for images in images_per_question for image in images]
+    probabilities = class_probabilities(classifier, flat) if classifier and flat else [None] * len(flat)
+    complexities, start = [], 0
+    for images in images_per_question:
+        complexities.append(difficulty.images_complexity(images, probabilities[start:start + len(images)]))
+        start += len(images)
+    return complexities
 
 
 def response_mask_from(completion_ids, eos_ids):
@@ -277,12 +344,13 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     num_tokens = completion_ids.shape[1]
     attention_mask = torch.cat([inputs["attention_mask"], response_mask.long()], dim=1)
     mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)
+    # a batch of text-only rows has no pixel_values
+    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}
     logits = model(
         input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
         attention_mask=attention_mask.to(device),
         mm_token_type_ids=mm_token_type_ids.to(device),
-        pixel_values=inputs["pixel_values"].to(device),
-        image_grid_thw=inputs["image_grid_thw"].to(device),
+        **images,
         logits_to_keep=num_tokens + 1,  # only the positions that predict completion tokens
         use_cache=False,
     ).logits[:, :-1].float()

@@ -87,7 +87,7 @@ def rank_normalise(values):
     return np.full(v.size, 0.5) if spread == 0 else (v - v.min()) / spread
 """),
         ("divides by n instead of n - 1", "(ranks[inverse] - 1) / (n - 1)", "(ranks[inverse] - 1) / n"),
-        ("S_d from the pass rate instead of 1 - pass", "(1.0 - p) * rank_normalise(h)", "p * rank_normalise(h)"),
+        ("S_d from the pass rate instead of 1 - pass", "(1.0 - p) * ranks", "p * ranks"),
     ],
     "hard-threshold": [
         ("strict > theta (ties at the threshold are not hard)", "(s >= theta) & (s > 0)", "(s > theta) & (s > 0)"),
@@ -361,7 +361,7 @@ def test_make_blanks_bodies_and_keeps_everything_else(tmp_path):
         assert ast.get_docstring(new) == ast.get_docstring(old)
         assert isinstance(new.body[-1], ast.Raise) and len(new.body) == 2  # docstring, raise
         source = classroom.function_source((out / f"{module}.py").read_text(), name)
-        assert "# Exercise " in source and "docs/paper.md §" in source and "classroom.py grade --only" in source
+        assert "# Exercise " in source and "(docs/paper.md " in source and "§" in source and "classroom.py grade --only" in source
     # putting the reference functions back gives the project's files byte for byte
     for module in ["fast_grpo", "difficulty"]:
         text = (out / f"{module}.py").read_text()

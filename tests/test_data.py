@@ -25,7 +25,8 @@ def test_both_key_styles_load_and_paths_resolve_next_to_the_file(tmp_path):
     (first, second), skipped = data.load_jsonl(path)
     assert skipped == {}
     assert first == {"image": str(tmp_path / "a.png"), "question": "How many?", "answer": "3", "level": "easy"}
-    assert second["question"] == "What color?" and second["answer"] == "5"
+    # the placeholder stays in the question: it says where the image goes (vlm.prompt_content)
+    assert second == {"image": str(tmp_path / "a.png"), "question": "<image>What color?", "answer": "5"}
 
 
 def bad_images(tmp_path):
@@ -38,11 +39,17 @@ def bad_images(tmp_path):
 BAD_LINES = [
     ("{not json", "malformed JSON"),
     (json.dumps(["a.png", "q", "3"]), "not a JSON object"),
-    (json.dumps({"image": "a.png", "answer": "3"}), "missing key 'question'"),
+    (json.dumps({"image": "a.png", "answer": "3"}), "no question column (looked for question, problem, prompt, "
+     "messages, conversations; the row has image, answer; pass --question-key)"),
+    (json.dumps({"image": "a.png", "question": "q"}), "no answer column (looked for answer, solution; the row has "
+     "image, question; pass --answer-key)"),
     (json.dumps({"image": "a.png", "question": " ", "answer": "3"}), "empty or non-string 'question'"),
     (json.dumps({"image": "a.png", "question": "q", "answer": ""}), "empty or non-string 'answer'"),
     (json.dumps({"image": "missing.png", "question": "q", "answer": "3"}), "image file not found"),
-    (json.dumps({"images": ["a.png", "a.png"], "question": "q", "answer": "3"}), "expected exactly one image"),
+    (json.dumps({"images": ["a.png", "a.png"], "question": "<image>q", "answer": "3"}),
+     "<image> placeholders do not match the images (1 in the question, 2 images)"),
+    (json.dumps({"question": "<image>q", "answer": "3"}), "<image> placeholders do not match the images (1 in the "
+     "question, 0 images)"),
     (json.dumps({"image": "truncated.png", "question": "q", "answer": "3"}), "unreadable image"),
     (json.dumps({"image": "text.png", "question": "q", "answer": "3"}), "unreadable image"),
     (json.dumps({"image": "small.png", "question": "q", "answer": "3"}), "image too small"),

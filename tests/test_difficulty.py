@@ -10,6 +10,8 @@ from PIL import Image
 
 from difficulty import (
     combined_difficulty,
+    complexity_ranks,
+    images_complexity,
     glcm_entropy,
     hard_questions,
     image_complexity,
@@ -262,6 +264,30 @@ def test_image_complexity_adds_classifier_entropy():
     assert seen[0] is img
     assert image_complexity(img, lambda x: [1, 1, 1, 1]) == pytest.approx(base + 2.0)  # renormalised
     assert image_complexity(img, lambda x: np.array([0.0, 1.0])) == pytest.approx(base)
+
+
+def test_several_images_enter_eq2_as_their_mean():
+    flat, striped = np.zeros((8, 8), dtype=np.uint8), stripes(8, 8)
+    assert glcm_entropy(flat) == 0.0 and glcm_entropy(striped) > 0
+    assert images_complexity([flat, striped]) == pytest.approx((0.0 + glcm_entropy(striped)) / 2)
+    # with a classifier, each image adds the entropy of its own prediction: 1 bit and 0 bits here
+    assert images_complexity([flat, striped], [[0.5, 0.5], [1.0, 0.0]]) == pytest.approx(
+        (0.0 + 1.0 + glcm_entropy(striped) + 0.0) / 2)
+    assert images_complexity([striped]) == image_complexity(striped)  # one image: Eq. 2 exactly as before
+    assert math.isnan(images_complexity([]))  # text-only: no complexity
+    with pytest.raises(ValueError):
+        images_complexity([flat, striped], [[0.5, 0.5]])
+
+
+def test_a_question_without_an_image_gets_the_middle_rank():
+    # the questions with images are ranked among themselves, [3, 1] -> [1, 0]; the text-only one gets 0.5
+    np.testing.assert_allclose(complexity_ranks([3.0, np.nan, 1.0]), [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(complexity_ranks([np.nan, np.nan]), [0.5, 0.5])
+    np.testing.assert_allclose(complexity_ranks([2.0, 2.0, 5.0]), rank_normalise([2.0, 2.0, 5.0]))  # no NaN: as before
+    # S_d = (1 - pass) * rank: [1 * 1, 0.5 * 0.5, 0.75 * 0]
+    np.testing.assert_allclose(combined_difficulty([0.0, 0.5, 0.25], [3.0, np.nan, 1.0]), [1.0, 0.25, 0.0])
+    with pytest.raises(ValueError):
+        complexity_ranks([1.0, np.inf])
 
 
 # ---------------------------------------------------------------- validation

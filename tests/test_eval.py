@@ -50,7 +50,8 @@ def test_eval_bad_data_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluation.main(["--data", str(path)])
     assert exit_info.value.code == 2
-    assert f"{path}:1: missing key 'image'" in capsys.readouterr().err
+    assert f"{path}:1: no answer column (looked for answer, solution; the row has question; pass --answer-key)" in (
+        capsys.readouterr().err)  # no image is fine: a text-only question
 
 
 def test_compare_prints_one_table_and_writes_both_plots(tmp_path, capsys):
