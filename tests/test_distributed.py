@@ -202,3 +202,20 @@ def test_fsdp_saves_a_full_model_and_resumes_exactly(warm_model_dir, dataset, tm
     assert all(torch.equal(straight[k], again[k]) for k in straight)
     refused = torchrun("--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset, check=False)
     assert refused.returncode != 0 and "resumed with different arguments (--fsdp was True, now False)" in refused.stderr
+
+
+@pytest.mark.slow
+def test_fsdp_samples_and_trains_on_two_image_questions(warm_model_dir, tmp_path):
+    from test_data_schemas import virl39k_rows, write_parquet
+
+    folder = tmp_path / "virl39k"  # ViRL39K's layout: one parquet file, relative image paths, a 2-image row
+    folder.mkdir()
+    rows = virl39k_rows(folder)
+    assert max(len(row["image"]) for row in rows) == 2
+    write_parquet(folder / "39Krelease.parquet", rows)
+    torchrun("--fsdp", "--max-steps", "1", output_dir=tmp_path / "run", model=warm_model_dir, data=str(folder))
+    (metrics,) = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert metrics["step"] == 1 and metrics["tokens_mean"] > 0
+    samples = [json.loads(line) for line in open(tmp_path / "run" / "samples.jsonl")]
+    assert any(sample["question"].count("<image>") == 2 for sample in samples)  # process 0 had the 2-image row
+    assert weights(tmp_path / "run" / "checkpoint-1")
