@@ -367,7 +367,7 @@ def training_step(run, step, args):
     # 5. GRPO: advantages normalised within each kept group of this process
     mine = distributed.my_questions(len(batch))
     keep = shaped["keep"][mine]
-    advantages = group_advantages(shaped["reward"][mine][keep]).flatten()
+    advantages = group_advantages(shaped["reward"][mine][keep]).flatten() if keep.any() else torch.zeros(0)
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][keep], group_size), dtype=torch.float32)
 
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
