@@ -68,7 +68,39 @@ def start(args, settings_lines=()):
     state = checkpoints.load_trainer_state(checkpoint) if checkpoint else None  # tensors and plain data only
     if state:
         checkpoints.check_resume_args(state["args"], args, checkpoint)
+    validation = load_validation(args)  # checked up front like the training data
     processor = vlm.load_processor(args.model, args.max_pixels)
+    policy, reference = load_models(args, checkpoint, dtype, device)
+    policy.train()
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.lr,
+                                  weight_decay=args.weight_decay)
+    classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
+    run = Run(examples=examples, processor=processor, policy=policy, trainer=policy, reference=reference,
+              optimizer=optimizer, autocast=torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32),
+              instruction=methods.instruction(args.method), suppress_ids=vlm.vision_token_ids(policy, processor),
+              eos_ids=vlm.eos_token_ids(policy, processor), max_pixels=vlm.max_image_pixels(processor),
+              classifier=classifier, main_process=main_process, checkpoint=checkpoint, validation=validation)
+    if main_process:
+        print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}"
+              + (f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "") + "; "
+              "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
+                                       if classifier else "GLCM entropy only (no --complexity-model)"))
+        for line in settings_lines:
+            print(line)
+
+    if checkpoint:
+        restore(run, state, args)
+    elif main_process:
+        for path in log_paths(args):
+            open(path, "w").close()
+    run.trainer = policy if args.fsdp else distributed.wrap(policy)  # DDP for the update under torchrun
+    run.stop_signal = stopping.catch_stop_signals()
+    return run
+
+
+def load_models(args, checkpoint, dtype, device):
+    """(policy, reference): the policy to train (from `checkpoint` when resuming) and the frozen reference of the
+    KL term (None with LoRA: the policy with its adapters off), each sharded under --fsdp."""
     # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
     # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
     if args.lora_rank:  # the frozen base in `dtype` plus float32 adapters; the reference is the base (adapters off)
@@ -86,50 +118,38 @@ def start(args, settings_lines=()):
         policy.gradient_checkpointing_enable()
         if args.lora_rank:  # frozen embeddings: checkpointed layers need inputs that require grad
             policy.enable_input_require_grads()
-    if args.fsdp:  # 1/N of every weight on each process; the optimizer below sees only this process's shards
+    if args.fsdp:  # 1/N of every weight on each process; the optimizer sees only this process's shards
         policy = fsdp.shard(policy, dtype)
         reference = None if reference is None else fsdp.shard(reference, dtype)
-    policy.train()
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.lr,
-                                  weight_decay=args.weight_decay)
-    classifier = vlm.load_image_classifier(args.complexity_model, device) if args.complexity_model else None
-    run = Run(examples=examples, processor=processor, policy=policy, trainer=policy, reference=reference,
-              optimizer=optimizer, autocast=torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32),
-              instruction=methods.instruction(args.method), suppress_ids=vlm.vision_token_ids(policy, processor),
-              eos_ids=vlm.eos_token_ids(policy, processor), max_pixels=vlm.max_image_pixels(processor),
-              classifier=classifier, main_process=main_process, checkpoint=checkpoint)
-    if main_process:
-        print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}"
-              + (f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "") + "; "
-              "image complexity = " + (f"GLCM entropy + entropy of {args.complexity_model}'s prediction (Eq. 2)"
-                                       if classifier else "GLCM entropy only (no --complexity-model)"))
-        for line in settings_lines:
-            print(line)
+    return policy, reference
 
-    if checkpoint:
-        rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
-        if len(rng) != distributed.world_size():  # each process must continue its own random stream
-            raise data.DataError(checkpoint, "resumed with a different number of processes",
-                                 f"{len(rng)} when it was saved, {distributed.world_size()} now")
-        if args.fsdp:
-            fsdp.load_optimizer_shard(optimizer, checkpoints.load_optimizer_shard(checkpoint))
-        else:
-            optimizer.load_state_dict(state["optimizer"])
-        checkpoints.set_rng_states(rng[distributed.rank()])
-        run.start_step = state["step"]
-        if main_process:
-            for path in log_paths(args):
-                logs.keep_steps_until(path, run.start_step)
-            print(f"resumed from {checkpoint} at step {run.start_step}")
-    elif main_process:
+
+def restore(run, state, args):
+    """Continue from run.checkpoint: the optimizer state (under FSDP this process's shard), this process's RNG
+    states, the step, and the logs cut back to it."""
+    rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
+    if len(rng) != distributed.world_size():  # each process must continue its own random stream
+        raise data.DataError(run.checkpoint, "resumed with a different number of processes",
+                             f"{len(rng)} when it was saved, {distributed.world_size()} now")
+    if args.fsdp:
+        fsdp.load_optimizer_shard(run.optimizer, checkpoints.load_optimizer_shard(run.checkpoint))
+    else:
+        run.optimizer.load_state_dict(state["optimizer"])
+    checkpoints.set_rng_states(rng[distributed.rank()])
+    run.start_step = state["step"]
+    if run.main_process:
         for path in log_paths(args):
-            open(path, "w").close()
-    if args.eval_every:  # checked up front like the training data
-        run.validation = (benchmarks.load_benchmark(args.eval_benchmark, args.eval_data, images=True)
-                          if args.eval_benchmark else data.load_examples(args.eval_data, split="test"))[:args.eval_size]
-    run.trainer = policy if args.fsdp else distributed.wrap(policy)  # DDP for the update under torchrun
-    run.stop_signal = stopping.catch_stop_signals()
-    return run
+            logs.keep_steps_until(path, run.start_step)
+        print(f"resumed from {run.checkpoint} at step {run.start_step}")
+
+
+def load_validation(args):
+    """--eval-data's first --eval-size items (a benchmark's with --eval-benchmark), or None without --eval-every."""
+    if not args.eval_every:
+        return None
+    if args.eval_benchmark:
+        return benchmarks.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
+    return data.load_examples(args.eval_data, split="test")[:args.eval_size]
 
 
 def validate(run, args):
