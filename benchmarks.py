@@ -17,6 +17,7 @@ import numpy as np
 import benchmark_scoring as scoring
 import data
 import data_sources
+import methods
 
 # columns: what this module reads (a file missing one is not the benchmark's schema); image: the image column;
 # id: how an item's id is formed (DynaMath's variants repeat the seed's id, so the variant's split goes first).
@@ -268,7 +269,6 @@ def prompt_text(benchmark, row):
 
 def answer_instruction(method):
     """The method's instruction, plus one asking for the answer in <answer> tags where it does not already."""
-    import methods
 
     instruction = methods.instruction(method)
     if "<answer>" not in instruction:  # No-Thinking: its whole output is its answer, but scoring reads the tags
@@ -315,12 +315,12 @@ def generate_responses(model, processor, rows, benchmark, method="fast", num_sam
 
 
 def validate(model, processor, rows, benchmark, method="fast", max_new_tokens=1024, batch_size=8):
-    """Greedy accuracy and mean response tokens on `rows` (a fixed subset, e.g. load_benchmark(...)[:M]), for
-    validation during training: {"accuracy", "tokens_mean"}. Per-item rules only (no group metrics)."""
+    """Greedy answers to `rows` (a fixed subset, e.g. load_benchmark(...)[:M]), for validation during training:
+    (correct 0/1 per row, response tokens per row). Per-item rules only (no group metrics)."""
     responses, tokens = generate_responses(model, processor, rows, benchmark, method, 1, 0.0, max_new_tokens,
                                            batch_size)
-    correct = [is_correct(benchmark, row, responses[row["_id"]][0]) for row in rows]
-    return dict(accuracy=float(np.mean(correct)), tokens_mean=float(np.mean([tokens[r["_id"]][0] for r in rows])))
+    return ([is_correct(benchmark, row, responses[row["_id"]][0]) for row in rows],
+            [tokens[row["_id"]][0] for row in rows])
 
 
 def run(args):
@@ -341,7 +341,7 @@ def run(args):
     else:
         vlm.check_model(args.model)
         rows = load_benchmark(args.benchmark, args.data, images=True)
-        processor = vlm.load_processor(args.model)
+        processor = vlm.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
         device = vlm.pick_device(args.device)
         model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
         torch.manual_seed(0)

@@ -29,7 +29,9 @@ REQUIRED_FILES = ("config.json", "trainer_state.pt")  # what a checkpoint from b
 STATE_FORMAT = 2  # 1 (no "format" in the manifest): trainer_state.pt held numpy arrays, loaded with pickle
 # A resumed run must be the same run: same model (also the KL reference), data, schedule, seed and adapters.
 SAME_RUN_KEYS = ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed", "lora_rank",
-                 "lora_alpha", "lora_targets", "fsdp")
+                 "lora_alpha", "lora_targets", "fsdp",
+                 # what decides which rows are examples: another value would change the questions of each step
+                 "skip_bad_examples", "image_dir", "question_key", "answer_key", "image_key", "max_images")
 
 
 class CheckpointError(RuntimeError):
@@ -135,7 +137,7 @@ def load_optimizer_shard(checkpoint):
         raise data.DataError(checkpoint, "not a checkpoint of this --fsdp run",
                              f"no optimizer-{distributed.rank()}.pt: written without --fsdp, or by fewer processes")
     try:
-        return torch.load(path, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)  # fsdp.load_optimizer_shard places it
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise data.DataError(checkpoint, "not a fast-grpo trainer state", f"{os.path.basename(path)}: "
                              + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
@@ -211,7 +213,7 @@ def load_trainer_state(checkpoint):
                              "unpickling, which --resume no longer does; its weights still load: start a new run "
                              "with --model " + checkpoint)
     try:
-        state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), weights_only=True)
+        state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), map_location="cpu", weights_only=True)
         state["args"] = json.loads(state["args"])
         if state["format"] != STATE_FORMAT or not isinstance(state["step"], int):
             raise ValueError(f"format {state['format']!r}")

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 import data_sources
+from data_sources import DataError  # defined there, the lower module; data.DataError for every caller
 
 MIN_IMAGE_SIDE = 28  # Qwen2-VL: patch 14 x merge 2; a smaller side would be blown up from almost nothing
 MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor refuses more
@@ -33,14 +34,6 @@ QUESTION_KEYS = ("question", "problem", "prompt", "messages", "conversations")
 ANSWER_KEYS = ("answer", "solution")
 IMAGE_KEYS = ("images", "image")
 USER_ROLES, ASSISTANT_ROLES = ("user", "human"), ("assistant", "gpt")
-
-
-class DataError(ValueError):
-    """A problem with the data: str() is 'file:line: what is wrong', `reason` its category for counting."""
-
-    def __init__(self, where, reason, detail=""):
-        super().__init__(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
-        self.reason = reason
 
 
 class TooManyImages(DataError):

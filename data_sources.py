@@ -17,13 +17,20 @@ import os
 import re
 import shutil
 
-import data  # for data.DataError (data.py imports this module too: names are looked up at call time)
 
 DATA_EXTENSIONS = (".parquet", ".jsonl", ".json")  # in this order of preference within a folder
 ARCHIVE_EXTENSIONS = (".zip",)
 KNOWN_SPLITS = ("train", "validation", "valid", "val", "dev", "test", "eval")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 PARQUET_BATCH_ROWS = 256  # rows converted to Python at a time: bounds the memory of reading a large file
+
+
+class DataError(ValueError):
+    """A problem with the data: str() is 'file:line: what is wrong', `reason` its category for counting."""
+
+    def __init__(self, where, reason, detail=""):
+        super().__init__(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
 
 
 def split_spec(spec, split):
@@ -58,7 +65,7 @@ def split_files(relative_paths, split, where):
     named = sorted({s for s in KNOWN_SPLITS if any(in_split(p, s) for p in relative_paths)})
     if not named and split == "train":
         return sorted(relative_paths)
-    raise data.DataError(where, f"no '{split}' split",
+    raise DataError(where, f"no '{split}' split",
                     f"its data files make up: {', '.join(named or ['train'])}; choose one with @SPLIT")
 
 
@@ -92,14 +99,14 @@ def resolve(spec, split="train"):
         return dict(files=_folder_files(path, split, spec), image_dirs=[os.path.abspath(path)],
                     archives=archives_in(path), name=spec)
     if not os.path.isfile(path):
-        raise data.DataError(path, "data file not found")
+        raise DataError(path, "data file not found")
     return dict(files=[path], image_dirs=[], archives=[], name=spec)
 
 
 def _folder_files(folder, split, where):
     relative = data_files_in(folder)
     if not relative:
-        raise data.DataError(where, "no data files in this folder", f"looked for {', '.join(DATA_EXTENSIONS)} files")
+        raise DataError(where, "no data files in this folder", f"looked for {', '.join(DATA_EXTENSIONS)} files")
     return [os.path.join(folder, p) for p in split_files(relative, split, where)]
 
 
@@ -120,10 +127,10 @@ def read_rows(path):
             rows = json.loads(text)
         except json.JSONDecodeError as error:
             if error.msg != "Extra data":  # "Extra data": JSON lines in a .json file, read as such below
-                raise data.DataError(path, "malformed JSON", f"line {error.lineno}: {error.msg}") from None
+                raise DataError(path, "malformed JSON", f"line {error.lineno}: {error.msg}") from None
         else:
             if not isinstance(rows, list):
-                raise data.DataError(path, "not a JSON list of rows", f"the file holds a {type(rows).__name__}")
+                raise DataError(path, "not a JSON list of rows", f"the file holds a {type(rows).__name__}")
             return len(rows), ((f"{path}:{number}", row) for number, row in enumerate(rows, start=1))
     lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028 and other line breaks
     return len(lines), _jsonl_rows(path, lines)
@@ -135,7 +142,7 @@ def _jsonl_rows(path, lines):
             try:
                 yield f"{path}:{number}", json.loads(line)
             except json.JSONDecodeError as error:
-                yield f"{path}:{number}", data.DataError(f"{path}:{number}", "malformed JSON", error.msg)
+                yield f"{path}:{number}", DataError(f"{path}:{number}", "malformed JSON", error.msg)
 
 
 def _parquet_rows(path):
@@ -147,7 +154,7 @@ def _parquet_rows(path):
         # of a 1.5 GB file peaked at 3.3 GB instead of 1.8)
         parquet = pyarrow.parquet.ParquetFile(path, pre_buffer=False)
     except (pyarrow.ArrowException, OSError) as error:
-        raise data.DataError(path, "not a parquet file", str(error).splitlines()[0]) from None
+        raise DataError(path, "not a parquet file", str(error).splitlines()[0]) from None
 
     def rows():
         number = 0
@@ -157,7 +164,7 @@ def _parquet_rows(path):
                     number += 1
                     yield f"{path}:{number}", record
         except (pyarrow.ArrowException, OSError) as error:  # a damaged file can fail past its header
-            raise data.DataError(f"{path}:{number + 1}", "unreadable parquet data",
+            raise DataError(f"{path}:{number + 1}", "unreadable parquet data",
                                  str(error).splitlines()[0]) from None
 
     return parquet.metadata.num_rows, rows()
@@ -205,16 +212,16 @@ def fetch_from_hub(repo_id, split, spec):
                 raise listing_error from None
         data_files = [f for f in files if f.endswith(DATA_EXTENSIONS)]
         if not data_files:
-            raise data.DataError(spec, "the dataset has no data files",
+            raise DataError(spec, "the dataset has no data files",
                                  f"looked for {', '.join(DATA_EXTENSIONS)} files")
         preferred = next(e for e in DATA_EXTENSIONS if any(f.endswith(e) for f in data_files))
         chosen = split_files([f for f in data_files if f.endswith(preferred)], split, spec)
         archives = [f for f in files if f.endswith(ARCHIVE_EXTENSIONS) and "/" not in f]
         return huggingface_hub.snapshot_download(repo_id, repo_type="dataset", allow_patterns=chosen + archives)
-    except data.DataError:
+    except DataError:
         raise
     except Exception as error:  # every hub failure becomes one line; nothing but hub calls runs in this block
-        raise data.DataError(spec, "no such local file or folder, and cannot fetch it from the Hugging Face hub",
+        raise DataError(spec, "no such local file or folder, and cannot fetch it from the Hugging Face hub",
                         f"{hub_failure(error)}; download it where there is internet with `hf download --repo-type "
                         f"dataset {repo_id} --local-dir DIR`, unzip any image archive in DIR, then pass --data "
                         f"DIR" + (f"@{split}" if split != "train" else "")) from None
@@ -261,18 +268,23 @@ def extract_zip(archive, destination):
             targets = [os.path.realpath(os.path.join(base, m.filename[strip:])) for m in members]
             for member, target in zip(members, targets):
                 if os.path.commonpath([base, target]) != base:
-                    raise data.DataError(archive, "unsafe archive",
+                    raise DataError(archive, "unsafe archive",
                                          f"member {member.filename!r} would land outside the folder")
             print(f"extracting {archive} into {destination} (once)")
             for member, target in zip(members, targets):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with zipped.open(member) as source, open(target, "wb") as copy:
                     shutil.copyfileobj(source, copy)
-        os.rename(temporary, destination)
+        try:
+            os.rename(temporary, destination)
+        except OSError:
+            if not os.path.isdir(destination):
+                raise
+            shutil.rmtree(temporary, ignore_errors=True)  # another process (torchrun) finished the same extraction
     except (OSError, zipfile.BadZipFile) as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise data.DataError(archive, "cannot extract the image archive",
+        raise DataError(archive, "cannot extract the image archive",
                              f"{error}; unzip it yourself and pass the folder with --image-dir") from None
-    except data.DataError:
+    except DataError:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

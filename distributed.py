@@ -121,18 +121,24 @@ def any_process(flag):
     return total(bool(flag)) > 0 if active() else bool(flag)
 
 
-def wrap(model):
+def wrap(model, text_only_rows=False):
     """The model as DistributedDataParallel sees it for the update (forward and backward); the model itself when
-    there is one process. Sampling, log-probs of the reference and saving use the unwrapped model."""
+    there is one process. Sampling, log-probs of the reference and saving use the unwrapped model.
+    `text_only_rows`: some questions have no image, so a micro-batch may leave the vision tower without gradients;
+    DDP must then look for unused parameters (find_unused_parameters)."""
     if not active():
         return model
     device_ids = [model.device.index] if model.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=text_only_rows)
 
 
 def syncing(model, last):
-    """Gradients are averaged once per optimizer step, on the last micro-batch's backward pass."""
-    return contextlib.nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+    """Gradients are averaged once per optimizer step, on the last micro-batch's backward pass; with
+    find_unused_parameters on every micro-batch's (a parameter unused in the last one would otherwise carry the
+    others' gradients unaveraged)."""
+    if last or not isinstance(model, DistributedDataParallel) or model.find_unused_parameters:
+        return contextlib.nullcontext()
+    return model.no_sync()
 
 
 def barrier():

@@ -321,6 +321,9 @@ def main(argv=None):
                         help="with --benchmark: re-score these responses instead of generating")
     parser.add_argument("--responses", default=None, help="with --benchmark: also write the generations here")
     parser.add_argument("--method", default="fast", choices=sorted(methods.METHODS), help="prompt preset")
+    parser.add_argument("--max-pixels", type=int, default=None, help="image size limit (default: what fast_grpo.py "
+                        f"uses for the model: the demo's processor's, else {methods.MAX_PIXELS}; pass the value you "
+                        "trained with if you changed it)")
     parser.add_argument("--num-samples", type=int, default=1, help="K responses per question")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="longest response")
@@ -358,7 +361,7 @@ def main(argv=None):
     try:
         vlm.check_model(args.model)
         examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples, **data.options(args))
-        processor = vlm.load_processor(args.model)
+        processor = vlm.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
         model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
     except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)

@@ -50,7 +50,7 @@ import vlm
 DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
                      curriculum="none")
 PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
-                      max_pixels=1280 * 28 * 28)
+                      max_pixels=methods.MAX_PIXELS)
 # With LoRA the update is low-rank and starts from B = 0: a larger step than full fine-tuning's (docs/scaling.md).
 LORA_LR = dict(demo=1e-3, paper=1e-5)
 
@@ -485,13 +485,13 @@ def train(args):
         stopping.new_step()
         try:
             metrics, samples = training_step(run, step, args)
+            metrics["seconds"] = round(time.time() - started, 3)
+            if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
+                metrics.update(harness.validate(run, args))
         except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
             metrics = None
         if metrics is None:
             harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
-        metrics["seconds"] = round(time.time() - started, 3)
-        if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
-            metrics.update(harness.validate(run, args))
         harness.log_step(run, metrics, samples, bar, args)
         if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
             return run.policy

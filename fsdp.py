@@ -2,7 +2,7 @@
 
     torchrun --nproc_per_node 8 fast_grpo.py --fsdp --model Qwen/Qwen2.5-VL-7B-Instruct --data train.jsonl
 
-PyTorch's own engine, `torch.distributed.fsdp.fully_shard`, on each decoder layer, the vision tower and the root
+PyTorch's own engine, `torch.distributed.fsdp.fully_shard`, on each decoder layer and the root (with the vision tower)
 (the policy, and the frozen reference the same way; with LoRA the reference is the policy's adapters switched
 off). On CUDA the weights stay float32 and compute runs in bfloat16, with gradients reduced in float32
 (MixedPrecisionPolicy); on CPU everything is float32. What the method computes is the one-process method: the
@@ -26,15 +26,19 @@ import lora
 
 
 def shard(model, compute_dtype):
-    """fully_shard the decoder layers, the vision tower, then the root module; returns the (same) model."""
+    """fully_shard each decoder layer, then the root module (the vision tower, embeddings and head); returns the
+    (same) model."""
     policy = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32) \
         if compute_dtype != torch.float32 else MixedPrecisionPolicy()
     base = lora.unwrap(model)
     base = base.get_base_model() if lora.is_lora(base) else base
     for layer in lora.language_model(base).layers:
         fully_shard(layer, mp_policy=policy)
-    fully_shard(base.model.visual, mp_policy=policy)
+    # The vision tower stays in the root's group: a micro-batch of text-only questions skips it, and a group of its
+    # own would then be gathered on some processes and not on others (a collective mismatch). For the same reason
+    # a parameter without a gradient on one process takes part in the reduce-scatter with zeros.
     fully_shard(model, mp_policy=policy)
+    model.set_reduce_scatter_unused_params(True)
     # generate is called on the root but is not its forward: register it, so that it runs the root's hooks
     # (otherwise: "FSDP requires running forward through the root module first")
     register_fsdp_forward_method(model, "generate")
@@ -86,7 +90,7 @@ def load_optimizer_shard(optimizer, shard_state):
     state = {}
     for index, entries in shard_state["state"].items():
         param = params[index]
-        state[index] = {key: DTensor.from_local(value, param.device_mesh, param.placements, shape=param.shape,
-                                                stride=param.stride())
+        state[index] = {key: DTensor.from_local(value.to(param.device), param.device_mesh, param.placements,
+                                                shape=param.shape, stride=param.stride())
                         if key in shard_state["sharded"][index] else value for key, value in entries.items()}
     optimizer.load_state_dict(dict(state=state, param_groups=shard_state["param_groups"]))

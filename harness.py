@@ -93,7 +93,8 @@ def start(args, settings_lines=()):
     elif main_process:
         for path in log_paths(args):
             open(path, "w").close()
-    run.trainer = policy if args.fsdp else distributed.wrap(policy)  # DDP for the update under torchrun
+    text_only = any(not data.example_images(example) for example in examples)
+    run.trainer = policy if args.fsdp else distributed.wrap(policy, text_only)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
     return run
 
@@ -104,14 +105,16 @@ def load_models(args, checkpoint, dtype, device):
     # Mixed precision: the policy keeps float32 weights (a 1e-6 Adam step is below bf16's resolution and would
     # round away) and computes in `dtype` under autocast; the frozen reference can live in `dtype`.
     if args.lora_rank:  # the frozen base in `dtype` plus float32 adapters; the reference is the base (adapters off)
-        policy = lora.add_adapters(vlm.load_model(args.model, dtype, device), args.lora_rank, args.lora_alpha,
-                                   args.lora_targets)
+        base = vlm.load_model(args.model, dtype, device)
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(args.seed)  # the same initial adapters on every process (FSDP does not broadcast)
+            policy = lora.add_adapters(base, args.lora_rank, args.lora_alpha, args.lora_targets)
         if checkpoint:
             lora.load_adapter_weights(policy, checkpoint)
         reference = None
     else:
         policy = vlm.load_model(checkpoint or args.model, torch.float32, device)
-        reference = vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)  # the starting policy
+        reference = None if args.fsdp else load_reference(args, dtype, device)  # FSDP: once the policy is sharded
     if args.freeze_vision:
         policy.model.visual.requires_grad_(False)
     if args.gradient_checkpointing:
@@ -119,9 +122,14 @@ def load_models(args, checkpoint, dtype, device):
         if args.lora_rank:  # frozen embeddings: checkpointed layers need inputs that require grad
             policy.enable_input_require_grads()
     if args.fsdp:  # 1/N of every weight on each process; the optimizer sees only this process's shards
-        policy = fsdp.shard(policy, dtype)
-        reference = None if reference is None else fsdp.shard(reference, dtype)
+        policy = fsdp.shard(policy, dtype)  # before the reference is loaded: one full model at a time on the GPU
+        reference = None if args.lora_rank else fsdp.shard(load_reference(args, dtype, device), dtype)
     return policy, reference
+
+
+def load_reference(args, dtype, device):
+    """The frozen starting policy of the KL term, in the compute dtype."""
+    return vlm.load_model(args.model, dtype, device).eval().requires_grad_(False)
 
 
 def restore(run, state, args):
@@ -144,29 +152,33 @@ def restore(run, state, args):
 
 
 def load_validation(args):
-    """--eval-data's first --eval-size items (a benchmark's with --eval-benchmark), or None without --eval-every."""
+    """--eval-data's first --eval-size items (a benchmark's with --eval-benchmark), their images checked now, or
+    None without --eval-every."""
     if not args.eval_every:
         return None
     if args.eval_benchmark:
-        return benchmarks.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
-    return data.load_examples(args.eval_data, split="test")[:args.eval_size]
+        rows = benchmarks.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
+        for row in rows:
+            benchmarks.decode_image(row)  # a bad image stops the run now, not at the first validation
+        return rows
+    return data.load_examples(args.eval_data, split="test", image_dir=args.image_dir)[:args.eval_size]
 
 
 def validate(run, args):
     """Greedy accuracy and mean response tokens of the policy on the validation items (EasyR1's val_freq):
-    {"val_accuracy", "val_tokens"} for the step's metrics line. Under FSDP every process takes part (the weights
-    are gathered), otherwise process 0 alone; the others get {}."""
-    if not (run.main_process or fsdp.is_sharded(run.policy)):
-        return {}
+    {"val_accuracy", "val_tokens"} for the step's metrics line, on process 0 ({} on the others). Under torchrun
+    every process answers its share of the items (under FSDP with the weights gathered)."""
+    items = run.validation[distributed.rank()::distributed.world_size()]
+    stopping.doing("validation", len(items))
     common = dict(method=args.method, max_new_tokens=args.max_new_tokens, batch_size=args.micro_batch_size)
     with run.autocast, fsdp.gathered(run.policy):
         if args.eval_benchmark:
-            result = benchmarks.validate(run.policy, run.processor, run.validation, args.eval_benchmark, **common)
+            correct, tokens = benchmarks.validate(run.policy, run.processor, items, args.eval_benchmark, **common)
         else:
-            records = evaluation.generate_records(run.policy, run.processor, run.validation, **common)
-            result = dict(accuracy=float(np.mean([r["correct"] for r in records])),
-                          tokens_mean=float(np.mean([r["tokens"] for r in records])))
-    return dict(val_accuracy=result["accuracy"], val_tokens=result["tokens_mean"]) if run.main_process else {}
+            records = evaluation.generate_records(run.policy, run.processor, items, **common)
+            correct, tokens = [r["correct"] for r in records], [r["tokens"] for r in records]
+    correct, tokens = distributed.whole_batch(correct, tokens)
+    return dict(val_accuracy=float(np.mean(correct)), val_tokens=float(np.mean(tokens))) if run.main_process else {}
 
 
 def log_paths(args):

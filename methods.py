@@ -13,6 +13,15 @@ import rewards
 
 # The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
 DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
+MAX_PIXELS = 1280 * 28 * 28  # images of real models are capped at 1,280 image tokens (the demo keeps its processor's)
+
+
+def max_pixels_for(model, max_pixels=None):
+    """The image-size cap training, evaluation and data preparation use for `model`: `max_pixels` if given, else
+    none for the demo model (its processor's own) and MAX_PIXELS for any other; one rule, so all three agree."""
+    if max_pixels is not None:
+        return max_pixels
+    return None if os.path.abspath(model) == DEMO_MODEL else MAX_PIXELS
 
 # The instruction that follows the question in the user turn (verbatim from the papers).
 PROMPTS = {

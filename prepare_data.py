@@ -35,7 +35,7 @@ def pass_rates_by_sampling(examples, args):
 
     vlm.check_model(args.model)
     device = vlm.pick_device(args.device)
-    processor = vlm.load_processor(args.model, max_pixels_for(args))
+    processor = vlm.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
     model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
     torch.manual_seed(args.seed)
     records = evaluation.generate_records(model, processor, examples, args.method, args.max_new_tokens,
@@ -46,15 +46,6 @@ def pass_rates_by_sampling(examples, args):
         correct[record["index"], seen[record["index"]]] = record["correct"]
         seen[record["index"]] += 1
     return difficulty.pass_rates(correct > 0)
-
-
-def max_pixels_for(args):
-    """The image size training uses for this model (fast_grpo.py's default), unless --max-pixels says otherwise."""
-    if args.max_pixels is not None:
-        return args.max_pixels
-    import fast_grpo
-
-    return None if os.path.abspath(args.model) == methods.DEMO_MODEL else fast_grpo.PAPER_DEFAULTS["max_pixels"]
 
 
 def pass_rates_from_column(examples, rows, key):
@@ -159,7 +150,7 @@ def parse_args(argv=None):
                         help="the prompt and answer check of this method")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="longest response")
     parser.add_argument("--max-pixels", type=int, default=None,
-                        help="image size limit (default: fast_grpo.py's for this model)")
+                        help="image size limit (default: what fast_grpo.py uses for this model)")
     parser.add_argument("--batch-size", type=int, default=32, help="questions per generate call")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")

@@ -312,8 +312,8 @@ def test_generation_on_the_tiny_model_and_rescoring_agree(tiny_model_dir, tmp_pa
     # validation during training: the same greedy generations, so the same tokens
     rows = benchmarks.load_benchmark("mathvista", data_path, images=True)
     model, processor = vlm.load_model(tiny_model_dir), vlm.load_processor(tiny_model_dir)
-    assert benchmarks.validate(model, processor, rows, "mathvista", max_new_tokens=8) == dict(
-        accuracy=result["accuracy"], tokens_mean=result["tokens_mean"])
+    correct, tokens = benchmarks.validate(model, processor, rows, "mathvista", max_new_tokens=8)
+    assert (np.mean(correct), np.mean(tokens)) == (result["accuracy"], result["tokens_mean"])
 
 
 def test_the_docs_demo_files_are_in_the_published_schemas(tmp_path):

@@ -151,3 +151,22 @@ def test_an_archive_member_outside_the_folder_is_refused(tmp_path):
     with pytest.raises(data.DataError, match="unsafe archive \\(member '../../escaped.png' would land outside"):
         data_sources.extract_zip(str(tmp_path / "images.zip"), str(tmp_path / "out" / "images"))
     assert not os.path.exists(tmp_path / "escaped.png") and not os.path.exists(tmp_path / "out" / "images")
+
+
+def test_two_processes_extracting_the_same_archive_both_succeed(tmp_path, monkeypatch):
+    """Under torchrun every process finds the archive unextracted: the one that finishes second finds the folder
+    already there, and carries on with it."""
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
+        archive.writestr("images/a.png", b"first")
+    destination = tmp_path / "out" / "images"
+
+    def the_other_process_was_faster(source, target):  # its extraction appears just before this rename
+        os.makedirs(target)
+        with open(os.path.join(target, "a.png"), "wb") as f:
+            f.write(b"first")
+        raise OSError(39, "Directory not empty", target)
+
+    monkeypatch.setattr(os, "rename", the_other_process_was_faster)
+    data_sources.extract_zip(str(tmp_path / "images.zip"), str(destination))
+    assert (destination / "a.png").read_bytes() == b"first"
+    assert not [p for p in os.listdir(tmp_path / "out") if ".tmp-" in p]  # no temporary folder left behind

@@ -102,14 +102,14 @@ def one_update(model_dir, dataset, aggregation, keep, sharded=False):
     args = fast_grpo.parse_args(["--model", model_dir, "--group-size", "2", "--micro-batch-size", "1",
                                  "--aggregation", aggregation, "--max-new-tokens", "12"])
     examples = data.load_examples(dataset)[:4]
-    prompts = [vlm.chat_prompt(processor, e["question"], methods.PROMPTS["fast"]) for e in examples]
-    inputs = vlm.take_rows(vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples]),
-                           np.repeat(np.arange(4), 2))
+    encoded, _ = vlm.encode_questions(processor, examples, methods.PROMPTS["fast"])
+    inputs = vlm.take_rows(encoded, np.repeat(np.arange(4), 2))
     suppress = vlm.vision_token_ids(policy, processor)
     rollout = vlm.sample(policy, processor, inputs, 12, 1.0, suppress, vlm.eos_token_ids(policy, processor))
     reward, kl_coef = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.5], [0.0, 1.0]]), np.array([0.01, 0.02, 0.03, 0.04])
     questions = distributed.my_share(np.arange(4))
     rows = np.concatenate([[2 * q, 2 * q + 1] for q in questions])
+    text_only = any(not data.example_images(e) for e in examples)
     if sharded:
         policy, reference = fsdp.shard(policy, torch.float32), fsdp.shard(reference, torch.float32)
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
@@ -118,7 +118,7 @@ def one_update(model_dir, dataset, aggregation, keep, sharded=False):
     kl_coef = torch.as_tensor(np.repeat(kl_coef[questions][mine], 2), dtype=torch.float32)
     update = distributed.update_rows(mine, 2, {k: rollout[k][rows] for k in ("completion_ids", "response_mask")},
                                      advantages, kl_coef, equal_rows=sharded)
-    fast_grpo.policy_update(policy if sharded else distributed.wrap(policy), reference, optimizer,
+    fast_grpo.policy_update(policy if sharded else distributed.wrap(policy, text_only), reference, optimizer,
                             vlm.take_rows(vlm.take_rows(inputs, rows), update["rows"]), update, suppress,
                             **fast_grpo.update_settings(args))
     if sharded:
@@ -150,15 +150,34 @@ def test_two_processes_take_the_optimizer_step_of_one(warm_model_dir, dataset, t
         assert all(torch.allclose(alone[k], together[k], rtol=1e-4, atol=1e-7) for k in alone), rank
 
 
+@pytest.fixture(scope="module")
+def with_text_only(dataset, tmp_path_factory):
+    """The dataset's first 4 questions, the 2nd and 3rd without their image: process 1's micro-batch of row 2
+    skips the vision tower while process 0's uses it."""
+    rows = [json.loads(line) for line in open(dataset)][:4]
+    folder = os.path.dirname(dataset)
+    for row in rows:
+        row["image"] = os.path.join(folder, row["image"])
+    for row in rows[1:3]:
+        del row["image"]
+    path = tmp_path_factory.mktemp("text-only") / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("aggregation, keep", [("seq", [True, True, False, False]), ("token", [True, False, True, True])])
-def test_fsdp_takes_the_optimizer_step_of_one_process(warm_model_dir, dataset, tmp_path, aggregation, keep):
-    alone = one_update(warm_model_dir, dataset, aggregation, keep)
-    mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, dataset, aggregation, keep, True),
-             nprocs=2)
-    sharded = torch.load(tmp_path / "update0.pt")  # the full state dict, gathered on process 0
-    assert set(sharded) == set(alone)
-    assert max(float((alone[k] - sharded[k]).abs().max()) for k in alone) < 1e-6
+@pytest.mark.parametrize("aggregation, keep, text_only, sharded", [
+    ("seq", [True, True, False, False], False, True), ("token", [True, False, True, True], False, True),
+    ("seq", [True, True, True, True], True, True), ("seq", [True, True, True, True], True, False)])
+def test_fsdp_and_ddp_with_text_only_rows_take_the_step_of_one_process(warm_model_dir, dataset, with_text_only,
+                                                                       tmp_path, aggregation, keep, text_only, sharded):
+    data_path = with_text_only if text_only else dataset
+    alone = one_update(warm_model_dir, data_path, aggregation, keep)
+    mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, data_path, aggregation, keep,
+                                   sharded), nprocs=2)
+    together = torch.load(tmp_path / "update0.pt")  # under FSDP the full state dict, gathered on process 0
+    assert set(together) == set(alone)
+    assert max(float((alone[k] - together[k]).abs().max()) for k in alone) < 1e-6
 
 
 def torchrun(*flags, output_dir, model, data, check=True):
@@ -186,21 +205,23 @@ def test_torchrun_trains_and_resumes_exactly(warm_model_dir, dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_fsdp_saves_a_full_model_and_resumes_exactly(warm_model_dir, dataset, tmp_path):
-    torchrun("--fsdp", output_dir=tmp_path, model=warm_model_dir, data=dataset)
+@pytest.mark.parametrize("flags", [["--fsdp"], ["--fsdp", "--lora-rank", "4"]])
+def test_fsdp_saves_a_full_model_and_resumes_exactly(warm_model_dir, dataset, tmp_path, flags):
+    torchrun(*flags, output_dir=tmp_path, model=warm_model_dir, data=dataset)
     straight, start = weights(tmp_path / "checkpoint-3"), weights(warm_model_dir)  # from_pretrained: the full model
     assert set(start) <= set(straight) and all(straight[k].shape == start[k].shape for k in start)
     assert any(not torch.equal(straight[k], start[k]) for k in start)
     assert {"optimizer-0.pt", "optimizer-1.pt"} <= set(os.listdir(tmp_path / "checkpoint-3"))
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     shutil.rmtree(tmp_path / "checkpoint-3")
-    torchrun("--fsdp", "--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset)  # redoes step 3
+    torchrun(*flags, "--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset)  # redoes step 3
     resumed = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     for a, b in zip(metrics, resumed):
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
     again = weights(tmp_path / "checkpoint-3")
     assert all(torch.equal(straight[k], again[k]) for k in straight)
-    refused = torchrun("--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset, check=False)
+    refused = torchrun(*flags[1:], "--resume", "auto", output_dir=tmp_path, model=warm_model_dir, data=dataset,
+                       check=False)
     assert refused.returncode != 0 and "resumed with different arguments (--fsdp was True, now False)" in refused.stderr
 
 
