@@ -13,7 +13,7 @@ from fractions import Fraction
 import rewards
 
 # ---------------------------------------------------------------------------------------------------------------
-# The answer every `eval.py --benchmark` scoring reads (issue 18 §2; training keeps rewards.extract_answer).
+# The answer every `eval.py --benchmark` scoring reads (docs/evaluation.md; training keeps rewards.extract_answer).
 
 
 def last_boxed(text):

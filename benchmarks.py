@@ -74,7 +74,7 @@ def read_benchmark_rows(path, columns=None):
 
 
 def item_id(benchmark, row):
-    """The id a responses line names an item by (issue 18 §3)."""
+    """The id a responses line names an item by (docs/evaluation.md, "Re-scoring")."""
     if benchmark == "wemath":
         return f"{row['ID']}/{row['key']}"
     if benchmark == "dynamath":
@@ -217,7 +217,7 @@ def mean_or_none(values):
 
 
 def score_benchmark(benchmark, rows, responses, path, name, tokens=None):
-    """OUT.json's dict (issue 18 §3): every rate a fraction in [0, 1]; `accuracy` the mean over items of the mean
+    """OUT.json's dict (docs/evaluation.md): every rate a fraction in [0, 1]; `accuracy` the mean over items of the mean
     over that item's samples; `tokens` ({id: [count per sample]}) gives the token means (else null)."""
     check_ids(benchmark, rows, responses, path)
     correct = {row["_id"]: [is_correct(benchmark, row, r) for r in responses[row["_id"]]] for row in rows}

@@ -252,6 +252,30 @@ def strip_units(s: str) -> str:
     return s.strip()
 
 
+# Spellings of one unit (the rest are compared as written, plural s aside): "12 in" is "12 inches", not "12 ft".
+_UNIT_SPELLINGS = {"inch": ("in", "inches"), "foot": ("ft", "feet"), "yard": ("yd", "yards"), "mile": ("mi", "miles"),
+                   "m": ("meter", "meters", "metre", "metres"), "cm": ("centimeter", "centimeters"),
+                   "mm": ("millimeters",), "km": ("kilometers",), "g": ("grams",), "kg": ("kilograms",),
+                   "lb": ("lbs", "pounds"), "oz": ("ounces",), "s": ("sec", "second", "seconds"),
+                   "min": ("minute", "minutes"), "h": ("hr", "hrs", "hour", "hours"), "degree": ("deg", "degrees"),
+                   "l": ("liters", "litres"), "percent": ("percentage", "pct"), "dollar": ("dollars",),
+                   "cent": ("cents",)}
+_UNIT_CANONICAL = {spelling: unit for unit, spellings in _UNIT_SPELLINGS.items() for spelling in (unit, *spellings)}
+
+
+def unit_of(s: str) -> str | None:
+    """The unit word after a value ("12 inches" -> "inch", "40.84 \\mathrm{~cm}" -> "cm"), in one spelling; None
+    without one. Rule 5's companion: when both sides name a unit, the units must agree."""
+    s = s.strip()
+    m = _TRAILING_WRAP.match(s) or _UNIT.match(s)
+    if m is None or not re.search(r"[\d)}|]", m.group(1)):
+        return None
+    word = m.group(2) if m.re is _TRAILING_WRAP else s[len(m.group(1)):]
+    word = re.sub(r"\^.*|[²³.]|\b(?:sq|square|cubic)\b", "", word.casefold()).strip(" ~")
+    word = " ".join(word.split())
+    return _UNIT_CANONICAL.get(word, _UNIT_CANONICAL.get(word.removesuffix("s"), word.removesuffix("s")))
+
+
 def _top_level_split(s: str, separators: re.Pattern) -> list[str]:
     """s split at separators outside brackets (any of ( [ { open, any of ) ] } close: [0,1) is one group)."""
     parts, depth, start = [], 0, 0
@@ -337,6 +361,9 @@ def values_equal(a: str, b: str, precision=None) -> bool:
     """Rule 7, one value each (a: the answer, b: the gold; "three" is 3): equal as text (case and spacing aside),
     as relations (equations and inequalities in either orientation), or by value (math_equivalence:
     2\\sqrt{2} = \\sqrt{8}, 0.3333 = 1/3, 10000 != 10001, 51.045 != 51.04)."""
+    units = unit_of(a), unit_of(b)
+    if None not in units and units[0] != units[1]:
+        return False  # "12 inches" is not "12 ft"
     a, b = (_NUMBER_WORDS.get(x.casefold(), x) for x in (strip_units(a), strip_units(b)))
     if not a or not b:
         return False

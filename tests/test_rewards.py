@@ -405,3 +405,12 @@ def test_median_time_per_call_on_ordinary_answers():
         accuracy_reward(ans(answer), gold, **options)
         times.append(time.perf_counter() - t0)
     assert sorted(times)[len(times) // 2] < 0.002
+
+
+@pytest.mark.parametrize("answer, gold, expected", [
+    ("12 inches", "12 ft", 0.0), ("12 m", "12 cm", 0.0),  # a unit on both sides must agree
+    ("12 in", "12 inches", 1.0), ("3 hours", "3 h", 1.0),  # ... in any of its spellings
+    ("12 inches", "12", 1.0), ("12", "12 ft", 1.0),  # a unit on one side only is dropped
+])
+def test_units_on_both_sides_must_agree(answer, gold, expected):
+    assert rewards.accuracy_reward(f"<answer>{answer}</answer>", gold) == expected

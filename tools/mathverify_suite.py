@@ -75,7 +75,9 @@ def load_cases(repo: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    cases = load_cases(sys.argv[1] if len(sys.argv) > 1 else "/work/.mirror/huggingface+Math-Verify/repo")
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tools/mathverify_suite.py PATH  (a git checkout of github.com/huggingface/Math-Verify)")
+    cases = load_cases(sys.argv[1])
     for name in SUITE_FILES:
         print(name, sum(c["file"] == name for c in cases))
     print("total", len(cases), "expected 1:", sum(c["expected"] for c in cases))
