@@ -90,7 +90,8 @@ class Args:
                                 "google/vit-base-patch16-224) whose prediction entropy Eq. 2 adds to the GLCM entropy "
                                 "(default: GLCM entropy alone)")
     # optimisation
-    max_steps: int = arg(None, f"training steps, one batch of questions each (default: demo {DEMO_DEFAULTS['max_steps']}, "
+    max_steps: int = arg(None, "training steps, one batch of questions each (default: demo "
+                         f"{DEMO_DEFAULTS['max_steps']}, "
                          "otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
     lr: float = arg(None, f"AdamW learning rate (default: demo {DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in the "
@@ -113,7 +114,8 @@ class Args:
     curriculum: str = arg(None, "which groups the update uses (docs/paper.md §5): slow-to-fast = the paper's "
                           "binary schedule (first half drops pass >= 0.75, second half pass <= 0.25), continuous = "
                           "appendix I (a group with pass >= 0.75 is kept with probability 0.4 t/T), none = every group "
-                          f"(default: the method's; the demo model's is {DEMO_DEFAULTS['curriculum']}, see docs/demo.md)",
+                          "(default: the method's; the demo model's is "
+                          f"{DEMO_DEFAULTS['curriculum']}, see docs/demo.md)",
                           choices=["slow-to-fast", "continuous", "none"])
     slow_to_fast: bool = arg(None, "old spelling: --slow-to-fast = --curriculum slow-to-fast, --no-slow-to-fast = "
                              "--curriculum none", boolean=True)
@@ -166,7 +168,8 @@ def parse_args(argv=None):
     if args.slow_to_fast is not None:
         old_spelling = "slow-to-fast" if args.slow_to_fast else "none"
         if args.curriculum not in (None, old_spelling):
-            parser.error(f"--curriculum {args.curriculum} contradicts --{'' if args.slow_to_fast else 'no-'}slow-to-fast")
+            flag = f"--{'' if args.slow_to_fast else 'no-'}slow-to-fast"
+            parser.error(f"--curriculum {args.curriculum} contradicts {flag}")
         args.curriculum = old_spelling
     args.model = args.model or methods.DEMO_MODEL
     is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
@@ -283,6 +286,9 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
 # ALGO LOGIC: one training step, the paper's Algorithm 1
 
 
+THINKING_WEIGHT = 0.5  # Eq. 4's weight in FAST's total reward r = r_acc + 0.5 r_fmt + 0.5 r_t
+
+
 def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="none", drop_pass_0_1=False,
                   hard_percentile=80.0, length_reward=True, format_weight=0.5, dynamic_kl=True, kl_coef=0.01,
                   beta_min=0.001, beta_max=0.03):
@@ -311,7 +317,7 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
         if length_reward:  # Eq. 4: r = r_acc + 0.5 r_fmt + 0.5 r_t
             thinking = rewards.thinking_reward(lengths[keep].ravel(), correct[keep].ravel() > 0,
                                                np.repeat(hard[keep], group_size))
-            reward[keep] += 0.5 * thinking.reshape(-1, group_size)
+            reward[keep] += THINKING_WEIGHT * thinking.reshape(-1, group_size)
     if dynamic_kl:  # Eq. 5: beta_q = beta_min + (beta_max - beta_min) * pass_q
         kl_coef = difficulty.kl_coefficients(pass_rate, beta_min, beta_max)
     else:
@@ -359,25 +365,25 @@ def training_step(run, step, args):
 
     # 4. Difficulty and rewards over the whole batch: pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags,
     #    thinking reward (Eq. 4), KL coefficients (Eq. 5)
-    correct, fmt, lengths, complexity, token_lengths, truncated, levels = distributed.whole_batch(
-        correct, fmt, lengths, complexity, token_lengths.reshape(grid), rollout["truncated"].numpy(),
-        [example.get("level") for example in batch])
+    correct, fmt, lengths, complexity = distributed.whole_batch(correct, fmt, lengths, complexity)
     shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, **reward_settings(args))
 
     # 5. GRPO: advantages normalised within each kept group of this process
     mine = distributed.my_questions(len(batch))
-    keep = shaped["keep"][mine]
-    advantages = group_advantages(shaped["reward"][mine][keep]).flatten() if keep.any() else torch.zeros(0)
-    kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][keep], group_size), dtype=torch.float32)
+    kept_here = shaped["keep"][mine]
+    advantages = group_advantages(shaped["reward"][mine][kept_here]).flatten() if kept_here.any() else torch.zeros(0)
+    kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
 
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
     stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
-    if shaped["keep"].any():  # anywhere: under torchrun every process takes part in the update
-        update = distributed.update_rows(keep, group_size, rollout, advantages, kl_coef, equal_rows=args.fsdp)
+    if shaped["keep"].any():  # kept anywhere: under torchrun every process takes part in the update
+        update = distributed.update_rows(kept_here, group_size, rollout, advantages, kl_coef, equal_rows=args.fsdp)
         with run.autocast:
             stats = policy_update(run.trainer, run.reference, run.optimizer, vlm.take_rows(inputs, update["rows"]),
                                   update, run.suppress_ids, **update_settings(args))
-    metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels)
+    token_lengths, truncated, groups = distributed.whole_batch(  # for the metrics line only
+        token_lengths.reshape(grid), rollout["truncated"].numpy(), [logs.group_of(example) for example in batch])
+    metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, groups)
     return metrics, logs.sample_records(step, batch, rollout["texts"], shaped["reward"], group_size)
 
 
@@ -447,6 +453,8 @@ def policy_update(policy, reference, optimizer, inputs, batch, suppress_ids, *, 
                 old = old_logp[i] if old_logp is not None else logp.detach()
                 adv, beta = advantages[chunk].to(device), kl_coef[chunk].to(device)
                 loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, eps_low, eps_high, aggregation)
+                # this micro-batch's share of the whole update (rows for "seq", tokens for "token"), times the
+                # number of processes, whose gradients DDP / FSDP average: the sum is the one-process gradient
                 share = processes * (len(chunk) / num_rows if aggregation == "seq" else mask.sum() / total_tokens)
                 stopping.doing("the update's backward pass", len(chunk), mask.shape[1])
                 (loss * share).backward()

@@ -50,6 +50,12 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
+def group_of(example):
+    """The group a question's tokens are logged under (tokens_by_level): its `level`, else its `category`
+    (ViRL39K), else its `benchmark`; None when it has none of them."""
+    return next((example[key] for key in ("level", "category", "benchmark") if example.get(key) is not None), None)
+
+
 def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels):
     """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
     tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
