@@ -46,7 +46,9 @@ def target(item, preset, rng):
 def tokenizer_corpus():
     """Prompts and example solutions, so that common words become single tokens (shorter sequences)."""
     items = synthetic.make_items(300, seed=12345)
-    return list(methods.PROMPTS.values()) + [synthetic.QUESTION] * 20 + [
+    # the presets the shipped model was built with (a later preset, such as adaptive-thinking, would change the
+    # tokenizer and so the model this script rebuilds)
+    return [methods.PROMPTS[preset] for preset in PRESET_SHARES] + [synthetic.QUESTION] * 20 + [
         synthetic.response(item, "long") for item in items] + tiny_model.DEFAULT_CORPUS
 
 

@@ -55,3 +55,12 @@ def test_adaptive_thinking_trains_two_steps_on_the_demo_model(tmp_path):
                     "--max-new-tokens", "48", "--no-compare-at-end", "--output-dir", str(tmp_path)])
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [m["step"] for m in metrics] == [1, 2] and all(m["kl_coef_mean"] == 0.04 for m in metrics)
+
+
+def test_a_new_preset_does_not_change_the_demo_models_tokenizer_corpus(monkeypatch):
+    import make_demo_model
+
+    before = make_demo_model.tokenizer_corpus()
+    monkeypatch.setitem(methods.PROMPTS, "later", "A preset added after the demo model was built.")
+    assert make_demo_model.tokenizer_corpus() == before
+    assert methods.PROMPTS["adaptive-thinking"] not in before  # the shipped model never saw it (docs/demo.md)
