@@ -1,5 +1,5 @@
 """The repository's shape: flat modules under 600 lines, no import cycle, a README that is a front door, and
-nothing that points outside the repository (a clone has no ../shared)."""
+nothing that points outside the repository (a clone has only what it tracks)."""
 
 import ast
 import glob
@@ -46,6 +46,7 @@ def test_modules_stay_readable_and_the_readme_is_a_front_door():
 
 
 def test_nothing_points_outside_the_repository():
-    found = subprocess.run(["git", "grep", "-l", "-e", "../shared", "-e", "paper-notes", "--", ".",
-                            ":(exclude)tests/test_layout.py"], cwd=HERE, capture_output=True, text=True).stdout
+    outside = ["../sh", "ared"], ["paper-", "notes"]  # spelled in pieces, so this file does not match itself
+    found = subprocess.run(["git", "grep", "-l", "-F", "-e", "".join(outside[0]), "-e", "".join(outside[1])],
+                           cwd=HERE, capture_output=True, text=True).stdout
     assert found == "", found
