@@ -294,7 +294,8 @@ def question_complexities(classifier, images_per_question):
 
 
 def response_mask_from(completion_ids, eos_ids):
-    """§1: generated tokens up to and including the first end-of-sequence token; padding after it excluded.
+    """docs/paper.md §1: generated tokens up to and including the first end-of-sequence token; padding after it is
+    excluded.
 
     Returns (mask (N, T) bool, truncated (N,) bool: no end-of-sequence token within the budget).
     """
