@@ -10,7 +10,6 @@ Uses the prompts, answer checking and model loading of training, so numbers matc
 """
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -19,10 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import benchmarks
-import data
-import logs
-import lora
+from benchmarks import protocol
+from data_loading import loader
+from machinery import distributed, fsdp, loading, logs, lora, stopping
 import methods
 import vlm
 
@@ -33,7 +31,7 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
     preset = methods.METHODS[method]
     instruction = methods.PROMPTS[preset["prompt"]]
     suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
-    records, max_pixels = [], vlm.max_image_pixels(processor)
+    records, max_pixels = [], loading.max_image_pixels(processor)
     for start in tqdm(range(0, len(examples), batch_size), desc="eval", leave=False):
         batch = examples[start:start + batch_size]
         inputs, _ = vlm.encode_questions(processor, batch, instruction, max_pixels)
@@ -87,6 +85,36 @@ def evaluate(model, processor, examples, num_samples=1, **kwargs):
     return results
 
 
+def load_validation(args):
+    """--eval-data's first --eval-size items (a benchmark's with --eval-benchmark), their images checked now, or
+    None without --eval-every."""
+    if not args.eval_every:
+        return None
+    if args.eval_benchmark:
+        rows = protocol.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
+        for row in rows:
+            protocol.decode_image(row)  # a bad image stops the run now, not at the first validation
+        return rows
+    return loader.load_examples(args.eval_data, split="test", image_dir=args.image_dir)[:args.eval_size]
+
+
+def validate(run, args):
+    """Greedy accuracy and mean response tokens of the policy on the validation items (EasyR1's val_freq):
+    {"val_accuracy", "val_tokens"} for the step's metrics line, on process 0 ({} on the others). Under torchrun
+    every process answers its share of the items (under FSDP with the weights gathered)."""
+    items = run.validation[distributed.rank()::distributed.world_size()]
+    stopping.doing("validation", len(items))
+    common = dict(method=args.method, max_new_tokens=args.max_new_tokens, batch_size=args.micro_batch_size)
+    with run.autocast, fsdp.gathered(run.policy):
+        if args.eval_benchmark:
+            correct, tokens = protocol.validate(run.policy, run.processor, items, args.eval_benchmark, **common)
+        else:
+            records = generate_records(run.policy, run.processor, items, **common)
+            correct, tokens = [r["correct"] for r in records], [r["tokens"] for r in records]
+    correct, tokens = distributed.whole_batch(correct, tokens)
+    return dict(val_accuracy=float(np.mean(correct)), val_tokens=float(np.mean(tokens))) if run.main_process else {}
+
+
 def level_order(key):
     order = {"easy": 0, "medium": 1, "hard": 2}
     return (order.get(key, 3), str(key))
@@ -111,7 +139,7 @@ DEMO_EVAL = dict(num_samples=4, temperature=1.0, sampled_per_level=150, batch_si
 
 def demo_evaluation(model, processor, method, max_new_tokens):
     """{"greedy": {level: summary}, "sampled": {level: summary}} on the held-out synthetic test set."""
-    test_set = data.load_examples("synthetic", split="test")
+    test_set = loader.load_examples("synthetic", split="test")
     counts, subset = {}, []
     for example in test_set:
         counts[example["level"]] = counts.get(example["level"], 0) + 1
@@ -130,7 +158,7 @@ def cache_key(model_dir, method, max_new_tokens, runtime=None):
     processor's image size; the method's preset and prompt): a cached result is reused only if none changed."""
     import hashlib
 
-    import synthetic
+    from data_loading import synthetic
 
     digest = hashlib.sha256()
     for name in sorted(os.listdir(model_dir)):
@@ -220,11 +248,10 @@ def plot_validation(metrics_path, output_dir):
 
 def before_and_after(reference, policy, processor, model_dir, method, max_new_tokens, output_dir):
     """The end of a run on --data synthetic: `demo_evaluation` of the starting and the trained model, written to
-    before_after.json, a plot of tokens per level over training, and the table, printed last. `reference` None:
-    the starting model is the LoRA policy with its adapters switched off."""
-    with lora.adapters_off(policy) if reference is None else contextlib.nullcontext():
-        start = start_evaluation(policy if reference is None else reference, processor, model_dir, method,
-                                 max_new_tokens)
+    before_after.json, a plot of tokens per level over training, and the table, printed last. With LoRA `reference`
+    is the policy itself: its adapters are switched off for the starting model."""
+    with lora.adapters_off(reference):
+        start = start_evaluation(reference, processor, model_dir, method, max_new_tokens)
     results = dict(start=start, final=demo_evaluation(policy, processor, method, max_new_tokens))
     logs.write_atomically(os.path.join(output_dir, "before_after.json"), json.dumps(results, indent=2))
     plot = plot_tokens_per_level(os.path.join(output_dir, "metrics.jsonl"),
@@ -258,7 +285,7 @@ def load_runs(paths):
             name = result.get("name") or os.path.splitext(os.path.basename(path))[0]
             runs[name] = next(iter(result["results"].values()))
         except (OSError, ValueError, KeyError, AttributeError, StopIteration) as error:
-            raise data.DataError(path, "not a results file of eval.py --output", str(error) or "no results") from None
+            raise loader.DataError(path, "not a results file of eval.py --output", str(error) or "no results") from None
     return runs
 
 
@@ -314,8 +341,8 @@ def main(argv=None):
     parser.add_argument("--data", default="synthetic", help="a .jsonl/.json/.parquet file, a folder of them "
                         "(DIR@split), a hub dataset owner/name@split (split default: test), or 'synthetic' for the "
                         "held-out demo set (docs/data.md); with --benchmark: the benchmark's parquet file or folder")
-    data.add_arguments(parser)
-    parser.add_argument("--benchmark", choices=sorted(benchmarks.BENCHMARKS), default=None,
+    loader.add_arguments(parser)
+    parser.add_argument("--benchmark", choices=sorted(protocol.BENCHMARKS), default=None,
                         help="score --data as this benchmark, with its own rules (docs/evaluation.md)")
     parser.add_argument("--score", default=None, metavar="RESPONSES.jsonl",
                         help="with --benchmark: re-score these responses instead of generating")
@@ -340,30 +367,31 @@ def main(argv=None):
     if args.compare:
         plot_dir = args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0]))
         try:
-            if any(benchmarks.is_benchmark_result(path) for path in args.compare):  # the paper's table
-                plots = [benchmarks.compare(args.compare, plot_dir)]
+            if any(protocol.is_benchmark_result(path) for path in args.compare):  # the paper's table
+                plots = [protocol.compare(args.compare, plot_dir)]
             else:
                 plots = compare(args.compare, plot_dir)
-        except data.DataError as error:
+        except loader.DataError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         print("wrote", ", ".join(plots))
         return
     if args.benchmark:
         try:
-            benchmarks.run(args)
-        except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
+            protocol.run(args)
+        except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         return
     torch.manual_seed(0)
-    device = vlm.pick_device(args.device)
+    device = loading.pick_device(args.device)
     try:
-        vlm.check_model(args.model)
-        examples = data.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples, **data.options(args))
-        processor = vlm.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
-        model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
-    except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
+        loading.check_model(args.model)
+        examples = loader.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples,
+                                        **loader.options(args))
+        processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
+        model = loading.load_model(args.model, loading.pick_dtype("auto", device), device)
+    except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     results = evaluate(model, processor, examples, method=args.method, max_new_tokens=args.max_new_tokens,

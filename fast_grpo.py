@@ -1,22 +1,20 @@
 """FAST-GRPO: Fast-Slow Thinking GRPO for vision-language models, in one plain PyTorch loop.
 
 Xiao & Gan, "Fast-Slow Thinking GRPO for Large Vision-Language Model Reasoning" (NeurIPS 2025). Every formula
-and constant is stated in docs/paper.md ("§n" below points there); each equation is one function, named there.
+and constant is stated in docs/paper.md ("§n" in this project always means its sections); each equation is one
+function, named there.
 
 Read top to bottom: Args (every flag), the GRPO objective, then `training_step`, one iteration of the paper's
 Algorithm 1:
     sample G responses per question -> score them (r_acc, r_fmt) -> image complexity (Eq. 2)
     -> pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags -> thinking reward (Eq. 4), KL coefficient (Eq. 5)
     -> group-normalised advantages -> mu clipped policy updates with the KL penalty
-and last `train`, the harness that runs it (set-up, resume, logs, checkpoints, signals: harness.py).
+and last `train`, the harness that runs it (set-up, resume, logs, checkpoints, signals: machinery/).
 
     python fast_grpo.py                                                          # the offline demo
     python fast_grpo.py --model Qwen/Qwen2-VL-2B-Instruct --data train.jsonl     # a real model and data
 """
 
-import argparse
-import contextlib
-import dataclasses
 import math
 import os
 import signal
@@ -28,38 +26,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import benchmarks
-import checkpoints
-import data
+from benchmarks import protocol
+from data_loading import loader
 import difficulty
-import distributed
 import eval as evaluation
-import fsdp
-import harness
-import logs
-import lora
+from machinery import checkpoints, command_line, distributed, fsdp, harness, loading, logs, lora, stopping
 import methods
 import rewards
-import stopping
 import vlm
 
 # ----------------------------------------------------------------------------------------------------------
 # Arguments: every flag, with its default and what it does (`python fast_grpo.py --help`)
 
 
-DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
-                     curriculum="none")
-PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
-                      max_pixels=methods.MAX_PIXELS)
-# With LoRA the update is low-rank and starts from B = 0: a larger step than full fine-tuning's (docs/scaling.md).
-LORA_LR = dict(demo=1e-3, paper=1e-5)
-
-
 def arg(default, help, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
 
-DATA_OPTIONS = data.OPTIONS  # help of --image-dir etc.; inside Args, `data` is the --data field
+DATA_OPTIONS = loader.OPTIONS  # help of --image-dir etc.; inside Args, `data` is the --data field
 
 
 @dataclass
@@ -67,7 +51,7 @@ class Args:
     # what to train, on what
     method: str = arg("fast", "preset (methods.py): " + " | ".join(methods.METHODS), choices=list(methods.METHODS))
     model: str = arg(None, "hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or local folder of a Qwen2-VL/Qwen2.5-VL "
-                     "model (default: the shipped demo_model/)")
+                     "model (default: the shipped demo/model/)")
     data: str = arg("synthetic", "a .jsonl/.json/.parquet file, a folder of them (DIR@split), a hub dataset "
                     "owner/name@split (split default: train), or 'synthetic' for the demo task; the schemas of "
                     "Geometry3K, ViRL39K, ShareGPT, LLaVA and TRL are read unchanged (docs/data.md)")
@@ -82,7 +66,7 @@ class Args:
     group_size: int = arg(None, "G: responses sampled per question (default: 8 as in the paper)")
     temperature: float = arg(1.0, "sampling temperature; log-probs use logits / temperature too (paper: 1.0)")
     max_new_tokens: int = arg(None, "longest response; longer ones are cut and counted as truncated "
-                              f"(default: demo {DEMO_DEFAULTS['max_new_tokens']}, otherwise 1024)")
+                              f"(default: demo {methods.DEMO_DEFAULTS['max_new_tokens']}, otherwise 1024)")
     max_pixels: int = arg(None, "resize images to at most this many pixels (default: demo the processor's, "
                           "otherwise 1003520 = 1280 image tokens)")
     skip_bad_examples: bool = arg(False, "skip unusable data lines and report them, instead of stopping", boolean=True)
@@ -91,11 +75,11 @@ class Args:
                                 "(default: GLCM entropy alone)")
     # optimisation
     max_steps: int = arg(None, "training steps, one batch of questions each (default: demo "
-                         f"{DEMO_DEFAULTS['max_steps']}, "
+                         f"{methods.DEMO_DEFAULTS['max_steps']}, "
                          "otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
-    lr: float = arg(None, f"AdamW learning rate (default: demo {DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in the "
-                     "paper)")
+    lr: float = arg(None, f"AdamW learning rate (default: demo {methods.DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in "
+                     "the paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -103,8 +87,8 @@ class Args:
     eps_low: float = arg(0.2, "clip range below 1 of the probability ratio")
     eps_high: float = arg(0.2, "clip range above 1 of the probability ratio (DAPO uses 0.28)")
     lora_rank: int = arg(0, "LoRA rank r (0: train every weight). Adapters go on the language model only; the KL "
-                         f"reference is the policy with its adapters off; without --lr, lr is {LORA_LR['paper']:g} "
-                         f"(demo {LORA_LR['demo']:g})")
+                         "reference is the policy with its adapters off; without --lr, lr is "
+                         f"{methods.LORA_LR['paper']:g} (demo {methods.LORA_LR['demo']:g})")
     lora_alpha: float = arg(None, "LoRA scale: an adapter adds (alpha / r) B A to its weight (default 2 r)")
     lora_targets: str = arg(lora.DEFAULT_TARGETS, "comma-separated names of the language model's Linear modules "
                             "that get adapters")
@@ -115,7 +99,7 @@ class Args:
                           "binary schedule (first half drops pass >= 0.75, second half pass <= 0.25), continuous = "
                           "appendix I (a group with pass >= 0.75 is kept with probability 0.4 t/T), none = every group "
                           "(default: the method's; the demo model's is "
-                          f"{DEMO_DEFAULTS['curriculum']}, see docs/demo.md)",
+                          f"{methods.DEMO_DEFAULTS['curriculum']}, see docs/demo.md)",
                           choices=["slow-to-fast", "continuous", "none"])
     slow_to_fast: bool = arg(None, "old spelling: --slow-to-fast = --curriculum slow-to-fast, --no-slow-to-fast = "
                              "--curriculum none", boolean=True)
@@ -137,7 +121,7 @@ class Args:
                      "CUDA); the trained weights stay float32 (mixed precision)")
     gradient_checkpointing: bool = arg(False, "recompute activations in backward to save memory", boolean=True)
     fsdp: bool = arg(False, "under torchrun: shard weights, gradients and optimizer state across the processes "
-                     "(FSDP2, fsdp.py) instead of a full copy on each (DDP)", boolean=True)
+                     "(FSDP2, machinery/fsdp.py) instead of a full copy on each (DDP)", boolean=True)
     freeze_vision: bool = arg(False, "train only the language model, not the vision tower", boolean=True)
     save_every: int = arg(50, "write checkpoint-<step>/ every this many steps (and at the end)")
     resume: str = arg(None, "continue from this checkpoint folder, or 'auto' for the newest in --output-dir")
@@ -146,7 +130,7 @@ class Args:
     eval_data: str = arg(None, "validation during training: a held-out file or folder in any --data format, or a "
                          "benchmark's files with --eval-benchmark")
     eval_benchmark: str = arg(None, "score --eval-data by this benchmark's own rules (docs/evaluation.md)",
-                              choices=sorted(benchmarks.BENCHMARKS))
+                              choices=sorted(protocol.BENCHMARKS))
     eval_every: int = arg(0, "evaluate the policy greedily on --eval-data every this many steps (0: never); "
                           "val_accuracy and val_tokens go to metrics.jsonl, validation.png at the end")
     eval_size: int = arg(64, "how many items of --eval-data (its first ones, the same every time) to evaluate")
@@ -155,87 +139,10 @@ class Args:
 
 
 def parse_args(argv=None):
-    """Command line -> Args. A switch the user did not set comes from the model's defaults (DEMO_DEFAULTS for the
-    shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then from the method preset."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(Args):
-        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
-        if meta.get("boolean"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
-        else:
-            parser.add_argument(flag, type=f.type, default=f.default, choices=meta.get("choices"), help=meta["help"])
-    args = Args(**vars(parser.parse_args(argv)))
-    if args.slow_to_fast is not None:
-        old_spelling = "slow-to-fast" if args.slow_to_fast else "none"
-        if args.curriculum not in (None, old_spelling):
-            flag = f"--{'' if args.slow_to_fast else 'no-'}slow-to-fast"
-            parser.error(f"--curriculum {args.curriculum} contradicts {flag}")
-        args.curriculum = old_spelling
-    args.model = args.model or methods.DEMO_MODEL
-    is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
-    if args.lora_rank > 0:
-        args.lr = LORA_LR["demo" if is_demo else "paper"] if args.lr is None else args.lr
-        args.lora_alpha = 2.0 * args.lora_rank if args.lora_alpha is None else args.lora_alpha
-    # user flags first, then the model's defaults (the demo's curriculum included), then the method preset
-    for key, value in [*(DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS).items(), *methods.METHODS[args.method].items()]:
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    check_args(args, parser)
-    return args
-
-
-def looks_like_hub_id(name):
-    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not os.path.exists(name)
-
-
-def check_args(args, parser):
-    problems = [
-        (not os.path.isdir(args.model) and not looks_like_hub_id(args.model), f"--model: no such folder: {args.model}"),
-        (args.group_size < 2, "--group-size must be at least 2 (advantages compare responses within a group)"),
-        (args.batch_size < 1, "--batch-size must be at least 1"),
-        (args.batch_size % int(os.environ.get("WORLD_SIZE", "1")), "--batch-size must be a multiple of the number "
-         "of torchrun processes (each samples an equal share of the questions)"),
-        (not 0 <= args.hard_percentile <= 100, "--hard-percentile must be within 0..100"),
-        (args.beta_min > args.beta_max, "--beta-min must not exceed --beta-max"),
-        (args.updates_per_batch < 1, "--updates-per-batch must be at least 1"),
-        (args.micro_batch_size < 1, "--micro-batch-size must be at least 1"),
-        (args.save_every < 1, "--save-every must be at least 1"),
-        (args.temperature < 0, "--temperature must not be negative"),
-        (args.max_steps < 1, "--max-steps must be at least 1"),
-        (args.lora_rank < 0, "--lora-rank must be 0 (no LoRA) or more"),
-        (bool(args.eval_every) != bool(args.eval_data), "--eval-every and --eval-data go together"),
-        (args.eval_benchmark and not args.eval_data, "--eval-benchmark needs --eval-data"),
-        (args.eval_every < 0 or args.eval_size < 1, "--eval-every must be 0 or more and --eval-size at least 1"),
-        (args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2, "--fsdp shards the model across processes: start "
-         "it with torchrun --nproc_per_node N (N >= 2)"),
-        (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
-    ]
-    for failed, message in problems:
-        if failed:
-            parser.error(message)  # one line on stderr, exit code 2
-
-
-def describe_settings(args):
-    """The first lines of a run: the model's defaults it used, and every setting that differs from the method
-    preset, with the reason (a flag, or the demo model's default)."""
-    is_demo = os.path.abspath(args.model) == methods.DEMO_MODEL
-    model_defaults = DEMO_DEFAULTS if is_demo else PAPER_DEFAULTS
-    source = "the demo model's defaults (docs/demo.md)" if is_demo else "the paper's defaults (docs/paper.md §1)"
-    preset = methods.METHODS[args.method]
-    used = [f"{key} {getattr(args, key):g}" if isinstance(getattr(args, key), float) else f"{key} {getattr(args, key)}"
-            for key, value in model_defaults.items() if getattr(args, key) == value and key not in preset]
-    lines = [f"settings from {source}: " + ", ".join(used)] if used else []
-    if args.lora_rank and args.lr == LORA_LR["demo" if is_demo else "paper"]:
-        lines.append(f"lr {args.lr:g}: the LoRA default for {'the demo model' if is_demo else 'real models'} "
-                     f"(rank {args.lora_rank}, alpha {args.lora_alpha:g}; docs/scaling.md)")
-    for key, preset_value in preset.items():
-        value = getattr(args, key, preset_value)
-        if key in dataclasses.asdict(args) and value != preset_value:
-            flag = ("--no-" if value is False else "--") + key.replace("_", "-")
-            why = ("the demo model's default, see docs/demo.md" if is_demo and DEMO_DEFAULTS.get(key) == value
-                   else f"set by {flag}")
-            lines.append(f"{key} {value}, not the {args.method} preset's {preset_value}: {why}")
-    return lines
+    """Command line -> Args. A flag the user did not set comes from the model's defaults (methods.DEMO_DEFAULTS for
+    the shipped demo model, PAPER_DEFAULTS for any other), then from the method preset; a combination that cannot
+    work stops with one line (machinery/command_line.py)."""
+    return command_line.parse(Args, argv, __doc__)
 
 
 # ==========================================================================================================
@@ -335,29 +242,30 @@ def reward_settings(args):
 def training_step(run, step, args):
     """One iteration of Algorithm 1 on this process's share of the step's questions; returns (metrics, samples).
 
-    `run` (harness.Run) holds the models, the optimizer, the data and what is computed once (prompts' instruction,
-    suppressed token ids, the image-complexity cache). Under torchrun, the quantities the paper defines over the
-    batch (the filter, theta, L_avg, ranks) are computed on every process from the whole batch (distributed.py).
+    `run` (machinery/harness.py's Run) holds the models, the optimizer, the data and what is computed once (the
+    prompts' instruction, suppressed token ids, the image-complexity cache). Under torchrun, the quantities the paper
+    defines over the batch (the filter, theta, L_avg, ranks) are computed on every process from the whole batch
+    (machinery/distributed.py).
     """
     group_size = args.group_size
     # 1. A batch of questions; sample G responses to each with the current policy (rows i*G .. i*G+G-1: question i)
-    indices = distributed.my_share(data.batch_indices(len(run.examples), args.batch_size, step, args.seed))
-    batch = [run.examples[i] for i in indices]
-    encoded, images = vlm.encode_questions(run.processor, batch, run.instruction, run.max_pixels)  # a list each
-    group_rows = np.repeat(np.arange(len(batch)), group_size)
-    inputs = vlm.take_rows(encoded, group_rows)
-    stopping.doing("sampling", len(group_rows), inputs["input_ids"].shape[1] + args.max_new_tokens)
+    indices = distributed.my_share(loader.batch_indices(len(run.examples), args.batch_size, step, args.seed))
+    questions = [run.examples[i] for i in indices]
+    encoded, images = vlm.encode_questions(run.processor, questions, run.instruction, run.max_pixels)  # a list each
+    group_rows = np.repeat(np.arange(len(questions)), group_size)
+    prompts = vlm.take_rows(encoded, group_rows)
+    stopping.doing("sampling", len(group_rows), prompts["input_ids"].shape[1] + args.max_new_tokens)
     with run.autocast, fsdp.gathered(run.policy):  # FSDP: every weight gathered for the sampling phase
-        rollout = vlm.sample(run.policy, run.processor, inputs, args.max_new_tokens, args.temperature,
+        rollout = vlm.sample(run.policy, run.processor, prompts, args.max_new_tokens, args.temperature,
                              run.suppress_ids, run.eos_ids)
 
     # 2. Rule-based rewards of each response: accuracy r_acc and format r_fmt (§6); its length L (Eq. 4)
-    correct, fmt = methods.score_responses(rollout["texts"], [batch[i]["answer"] for i in group_rows], args.method,
-                                           choices=[batch[i].get("choices") for i in group_rows])
+    correct, fmt = methods.score_responses(rollout["texts"], [questions[i]["answer"] for i in group_rows],
+                                           args.method, choices=[questions[i].get("choices") for i in group_rows])
     token_lengths = rollout["response_mask"].sum(1).numpy()
     lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
                                                                             for t in rollout["texts"]])
-    grid = (len(batch), group_size)
+    grid = (len(questions), group_size)
     correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
     # 3. Intrinsic difficulty: the image complexity H_img of Eq. 2 (computed once per image)
@@ -369,7 +277,7 @@ def training_step(run, step, args):
     shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, **reward_settings(args))
 
     # 5. GRPO: advantages normalised within each kept group of this process
-    mine = distributed.my_questions(len(batch))
+    mine = distributed.my_questions(len(questions))
     kept_here = shaped["keep"][mine]
     advantages = group_advantages(shaped["reward"][mine][kept_here]).flatten() if kept_here.any() else torch.zeros(0)
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
@@ -377,14 +285,17 @@ def training_step(run, step, args):
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
     stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
     if shaped["keep"].any():  # kept anywhere: under torchrun every process takes part in the update
-        update = distributed.update_rows(kept_here, group_size, rollout, advantages, kl_coef, equal_rows=args.fsdp)
+        rows = np.flatnonzero(np.repeat(kept_here, group_size))  # the responses to the kept questions
+        responses = dict(completion_ids=rollout["completion_ids"][rows], response_mask=rollout["response_mask"][rows],
+                         advantages=advantages, kl_coef=kl_coef)
+        rows, responses = distributed.rows_for_update(rows, responses, rollout, group_size, equal_rows=args.fsdp)
         with run.autocast:
-            stats = policy_update(run.trainer, run.reference, run.optimizer, vlm.take_rows(inputs, update["rows"]),
-                                  update, run.suppress_ids, **update_settings(args))
+            stats = policy_update(run.trainer, run.reference, run.optimizer, vlm.take_rows(prompts, rows), responses,
+                                  run.suppress_ids, **update_settings(args))
     token_lengths, truncated, groups = distributed.whole_batch(  # for the metrics line only
-        token_lengths.reshape(grid), rollout["truncated"].numpy(), [logs.group_of(example) for example in batch])
+        token_lengths.reshape(grid), rollout["truncated"].numpy(), [logs.group_of(example) for example in questions])
     metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, groups)
-    return metrics, logs.sample_records(step, batch, rollout["texts"], shaped["reward"], group_size)
+    return metrics, logs.sample_records(step, questions, rollout["texts"], shaped["reward"], group_size)
 
 
 def image_complexities(run, indices, images):
@@ -404,88 +315,110 @@ def update_settings(args):
     return {key: getattr(args, key) for key in keys}
 
 
-def policy_update(policy, reference, optimizer, inputs, batch, suppress_ids, *, updates_per_batch=1,
+def policy_update(trainer, reference, optimizer, prompts, responses, suppress_ids, *, updates_per_batch=1,
                   micro_batch_size=8, temperature=1.0, eps_low=0.2, eps_high=0.2, aggregation="seq",
                   max_grad_norm=1.0):
-    """mu = `updates_per_batch` optimizer steps of the clipped objective (grpo_loss) on the rows of `inputs`.
-    `reference` None: the policy with its LoRA adapters switched off is the reference (lora.py).
+    """mu = `updates_per_batch` optimizer steps of the clipped objective (grpo_loss) on the kept responses.
 
-    batch: completion_ids, response_mask (rows, T), advantages, kl_coef (rows,), and `totals`: the number of rows
-    and of response tokens of the whole update (every process's under torchrun, distributed.update_rows). Rows go
-    through the model `micro_batch_size` at a time; each micro-batch's loss is weighted by its share of the whole
-    (rows for "seq", tokens for "token"), so the gradient is that of the whole batch. Returns mean statistics.
+    trainer: the policy as the update calls it (DistributedDataParallel under torchrun); reference: the frozen
+    starting policy, or with LoRA the policy itself, read with its adapters off (lora.adapters_off leaves a model
+    without adapters as it is). prompts: the responses' encoded prompts; responses: completion_ids, response_mask
+    (rows, T), advantages, kl_coef (rows,) and `totals`, the rows and response tokens of the whole update (every
+    process's under torchrun). Rows go through the model `micro_batch_size` at a time, each micro-batch's loss
+    weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the whole batch's.
+    Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates.
     """
-    advantages, kl_coef = batch["advantages"], batch["kl_coef"]
-    num_rows, total_tokens = batch["totals"]
-    total_tokens = max(total_tokens, 1.0)
-    processes = distributed.world_size()  # DDP averages the processes' gradients: each share is of the whole batch
-    device = next(policy.parameters()).device
-    chunks = [list(range(i, min(i + micro_batch_size, len(advantages))))
-              for i in range(0, len(advantages), micro_batch_size)]
+    device = next(trainer.parameters()).device
+    micro_batches = split_micro_batches(prompts, responses, micro_batch_size, aggregation, device)
 
-    def micro_batch(chunk):
-        mask = batch["response_mask"][chunk]
-        width = max(1, int(mask.sum(1).max()))  # the mask is a prefix: no row needs columns past its longest
-        return vlm.take_rows(inputs, chunk), batch["completion_ids"][chunk][:, :width], mask[:, :width]
-
-    def logprobs(model, chunk, work="the update's forward pass"):
-        rows, completion_ids, mask = micro_batch(chunk)
-        stopping.doing(work, len(chunk), rows["input_ids"].shape[1] + completion_ids.shape[1])
-        return vlm.token_logprobs(model, rows, completion_ids, mask, temperature, suppress_ids)
+    def logprobs(model, micro_batch, work="the update's forward pass"):
+        stopping.doing(work, len(micro_batch["rows"]), micro_batch["tokens"])
+        return vlm.token_logprobs(model, vlm.take_rows(prompts, micro_batch["rows"]), micro_batch["completion_ids"],
+                                  micro_batch["response_mask"], temperature, suppress_ids)
 
     with torch.no_grad():
-        with lora.adapters_off(policy) if reference is None else contextlib.nullcontext():  # LoRA: the base model
-            ref_logp = [logprobs(policy if reference is None else reference, chunk, "the reference's forward pass")
-                        for chunk in chunks]
+        with lora.adapters_off(reference):  # LoRA: the reference is the base model, the adapters switched off
+            ref_logp = [logprobs(reference, mb, "the reference's forward pass") for mb in micro_batches]
         # With mu = 1 the sampling policy is the current one (rho == 1); otherwise freeze it now.
-        old_logp = [logprobs(policy, chunk, "the policy's forward pass") for chunk in chunks] \
+        old_logp = [logprobs(trainer, mb, "the policy's forward pass") for mb in micro_batches] \
             if updates_per_batch > 1 else None
 
     stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0)
     for _ in range(updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
-        loss_sum, kl_sum, clipped = 0.0, 0.0, 0.0
-        for i, chunk in enumerate(chunks):
-            with distributed.syncing(policy, last=i == len(chunks) - 1):  # forward and backward in the context
-                _, _, mask = micro_batch(chunk)
-                mask = mask.to(device)
-                logp = logprobs(policy, chunk)
+        sums = dict(loss=0.0, kl=0.0, clipped=0.0)  # this update's statistics, added over the micro-batches
+        for i, mb in enumerate(micro_batches):
+            with distributed.syncing(trainer, last=i == len(micro_batches) - 1):  # forward and backward inside
+                logp = logprobs(trainer, mb)
                 old = old_logp[i] if old_logp is not None else logp.detach()
-                adv, beta = advantages[chunk].to(device), kl_coef[chunk].to(device)
-                loss = grpo_loss(logp, old, ref_logp[i], adv, mask, beta, eps_low, eps_high, aggregation)
-                # this micro-batch's share of the whole update (rows for "seq", tokens for "token"), times the
-                # number of processes, whose gradients DDP / FSDP average: the sum is the one-process gradient
-                share = processes * (len(chunk) / num_rows if aggregation == "seq" else mask.sum() / total_tokens)
-                stopping.doing("the update's backward pass", len(chunk), mask.shape[1])
-                (loss * share).backward()
-            with torch.no_grad():
-                loss_sum += float(loss * share) / processes
-                kl_sum += float(torch.where(mask, k3_kl(logp, ref_logp[i]), 0.0).sum())
-                ratio = torch.exp(logp - old)
-                clipped += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
-        loss_sum, kl_sum, clipped = (distributed.total(x) for x in (loss_sum, kl_sum, clipped))
-        params = [p for p in policy.parameters() if p.requires_grad]
+                loss = grpo_loss(logp, old, ref_logp[i], mb["advantages"], mb["loss_mask"], mb["kl_coef"], eps_low,
+                                 eps_high, aggregation)
+                stopping.doing("the update's backward pass", len(mb["rows"]), mb["loss_mask"].shape[1])
+                (loss * mb["share"]).backward()
+            add_statistics(sums, loss * mb["share"], logp, old, ref_logp[i], mb["loss_mask"], eps_low, eps_high)
+        sums = {key: distributed.total(value) for key, value in sums.items()}  # every process's micro-batches
+        params = [p for p in trainer.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-        if math.isfinite(loss_sum) and math.isfinite(grad_norm):
-            stopping.doing("the optimizer step", int(num_rows), weights_changed=True)
+        if record_update(stats, sums, grad_norm, responses["totals"], updates_per_batch):  # finite loss and norm
+            stopping.doing("the optimizer step", int(responses["totals"][0]), weights_changed=True)
             optimizer.step()
-        else:  # a non-finite loss or gradient would poison the weights: skip this step
-            stats["skipped_updates"] += 1
         optimizer.zero_grad(set_to_none=True)
-        stats["loss"] += loss_sum / updates_per_batch
-        stats["grad_norm"] += grad_norm / updates_per_batch
-        stats["kl"] += kl_sum / total_tokens / updates_per_batch
-        stats["clip_fraction"] += clipped / total_tokens / updates_per_batch
     return stats
 
 
+def split_micro_batches(prompts, responses, micro_batch_size, aggregation, device):
+    """The update's rows, `micro_batch_size` at a time: each micro-batch's rows (of `prompts` and `responses`), its
+    completions and response mask cut to its longest response (the mask is a prefix), the same mask on `device` for
+    the loss, its advantages and KL coefficients on `device`, and its `share` of the whole update (rows for "seq",
+    tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the shares' gradients add
+    up to the one-process gradient of the whole batch."""
+    num_rows, total_tokens = responses["totals"]
+    processes = distributed.world_size()
+    micro_batches = []
+    for start in range(0, len(responses["advantages"]), micro_batch_size):
+        rows = list(range(start, min(start + micro_batch_size, len(responses["advantages"]))))
+        width = max(1, int(responses["response_mask"][rows].sum(1).max()))  # no row needs columns past its longest
+        response_mask = responses["response_mask"][rows][:, :width]
+        loss_mask = response_mask.to(device)
+        share = len(rows) / num_rows if aggregation == "seq" else loss_mask.sum() / max(total_tokens, 1.0)
+        micro_batches.append(dict(rows=rows, completion_ids=responses["completion_ids"][rows][:, :width],
+                                  response_mask=response_mask, loss_mask=loss_mask, share=processes * share,
+                                  advantages=responses["advantages"][rows].to(device),
+                                  kl_coef=responses["kl_coef"][rows].to(device),
+                                  tokens=prompts["input_ids"].shape[1] + width))
+    return micro_batches
+
+
+def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, mask, eps_low, eps_high):
+    """Adds a micro-batch's share of the loss, its summed k3 KL and its clipped tokens to `sums` (logging only)."""
+    with torch.no_grad():
+        sums["loss"] += float(weighted_loss) / distributed.world_size()
+        sums["kl"] += float(torch.where(mask, k3_kl(logp, ref_logp), 0.0).sum())
+        ratio = torch.exp(logp - old_logp)
+        sums["clipped"] += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
+
+
+def record_update(stats, sums, grad_norm, totals, updates_per_batch):
+    """Adds one optimizer step's statistics to the update's means; returns whether its loss and gradient norm are
+    finite (a step that is not is skipped and counted in skipped_updates)."""
+    total_tokens = max(totals[1], 1.0)
+    finite = math.isfinite(sums["loss"]) and math.isfinite(grad_norm)
+    stats["skipped_updates"] += not finite
+    stats["loss"] += sums["loss"] / updates_per_batch
+    stats["grad_norm"] += grad_norm / updates_per_batch
+    stats["kl"] += sums["kl"] / total_tokens / updates_per_batch
+    stats["clip_fraction"] += sums["clipped"] / total_tokens / updates_per_batch
+    return finite
+
+
 # ==========================================================================================================
-# HARNESS: the run around the step (set-up, resume, logging, saving, signals, out of memory: harness.py)
+# HARNESS: the run around the step (set-up, resume, logging, saving, signals, out of memory: machinery/)
 
 
 def train(args):
     """Algorithm 1's step for steps start..max_steps, with the run around it; returns the trained policy."""
-    run = harness.start(args, describe_settings(args))  # data, models, optimizer; or all of it from a checkpoint
+    validation = evaluation.load_validation(args)  # --eval-data, checked before any model loads (or None)
+    run = harness.start(args, command_line.describe_settings(args), validation)  # data, models, optimizer, resume
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
                disable=not run.main_process)
     for step in bar:
@@ -495,7 +428,7 @@ def train(args):
             metrics, samples = training_step(run, step, args)
             metrics["seconds"] = round(time.time() - started, 3)
             if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
-                metrics.update(harness.validate(run, args))
+                metrics.update(evaluation.validate(run, args))
         except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
             metrics = None
         if metrics is None:
@@ -520,7 +453,7 @@ def main(argv=None):
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         train(args)
-    except (data.DataError, vlm.ModelError, lora.LoraError) as error:  # bad input: one line, no traceback
+    except (loader.DataError, loading.ModelError, lora.LoraError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except (stopping.TrainingError, checkpoints.CheckpointError) as error:

@@ -2,7 +2,7 @@
 
 FAST-GRPO (Xiao & Gan, NeurIPS 2025) and the baselines of "Think or Not Think" (Li et al., 2025) differ only in
 these settings; the training loop (fast_grpo.py) and the evaluation (eval.py) both read them from here, so a
-number in an evaluation is scored the way training rewarded it. docs/paper.md, "Prompts and presets", states them.
+number in an evaluation is scored the way training rewarded it. docs/paper.md §6 and §7 state them.
 """
 
 import os
@@ -11,9 +11,23 @@ import numpy as np
 
 import rewards
 
-# The shipped demo (make_demo_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
-DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_model")
+# The shipped demo (demo/make_model.py): a tiny model on the digit-sum task, sized to train in minutes on a CPU.
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo", "model")
 MAX_PIXELS = 1280 * 28 * 28  # images of real models are capped at 1,280 image tokens (the demo keeps its processor's)
+
+# The settings a flag left unset takes, by model: the demo model's (docs/demo.md), else the paper's (docs/paper.md
+# §1, with a 1,024-token response budget); then the method preset (METHODS below).
+DEMO_DEFAULTS = dict(lr=7e-5, batch_size=8, group_size=8, max_steps=80, max_new_tokens=256, micro_batch_size=64,
+                     curriculum="none")
+PAPER_DEFAULTS = dict(lr=1e-6, batch_size=8, group_size=8, max_steps=500, max_new_tokens=1024, micro_batch_size=8,
+                      max_pixels=MAX_PIXELS)
+# With LoRA the update is low-rank and starts from B = 0: a larger step than full fine-tuning's (docs/scaling.md).
+LORA_LR = dict(demo=1e-3, paper=1e-5)
+
+
+def is_demo(model):
+    """Whether `model` names the shipped demo model (its defaults are DEMO_DEFAULTS)."""
+    return os.path.abspath(model) == DEMO_MODEL
 
 
 def max_pixels_for(model, max_pixels=None):
@@ -21,7 +35,7 @@ def max_pixels_for(model, max_pixels=None):
     none for the demo model (its processor's own) and MAX_PIXELS for any other; one rule, so all three agree."""
     if max_pixels is not None:
         return max_pixels
-    return None if os.path.abspath(model) == DEMO_MODEL else MAX_PIXELS
+    return None if is_demo(model) else MAX_PIXELS
 
 # The instruction that follows the question in the user turn (verbatim from the papers).
 PROMPTS = {

@@ -4,7 +4,7 @@ FAST-GRPO built its training set by sampling G responses per question with the s
 questions it always or never solves (pass rate 0 or 1): their groups have equal rewards, so GRPO's advantages
 are all zero and they teach nothing (docs/paper.md). This script does that for any --data:
 
-    python prepare_data.py --model Qwen/Qwen2-VL-2B-Instruct --data hiyouga/geometry3k@train --group-size 8 \
+    python prepare_data.py --model Qwen/Qwen2-VL-2B-Instruct --data hiyouga/geometry3k@train --group-size 8 \\
         --output geometry3k-mixed.parquet
     python prepare_data.py --data TIGER-Lab/ViRL39K --pass-rate-key PassRate_7BBase --output virl-7b.parquet
 
@@ -22,10 +22,10 @@ from collections import Counter
 import numpy as np
 import torch
 
-import data
+from data_loading import loader
 import difficulty
+from machinery import loading
 import methods
-import vlm
 
 
 def pass_rates_by_sampling(examples, args):
@@ -33,10 +33,10 @@ def pass_rates_by_sampling(examples, args):
     scored as training scores them (eval.generate_records, the method's prompt and answer check)."""
     import eval as evaluation  # the sampling and scoring code of evaluation, reused as it is
 
-    vlm.check_model(args.model)
-    device = vlm.pick_device(args.device)
-    processor = vlm.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
-    model = vlm.load_model(args.model, vlm.pick_dtype("auto", device), device)
+    loading.check_model(args.model)
+    device = loading.pick_device(args.device)
+    processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
+    model = loading.load_model(args.model, loading.pick_dtype("auto", device), device)
     torch.manual_seed(args.seed)
     records = evaluation.generate_records(model, processor, examples, args.method, args.max_new_tokens,
                                           args.batch_size, num_samples=args.group_size, temperature=1.0)
@@ -54,13 +54,13 @@ def pass_rates_from_column(examples, rows, key):
     rates, has_rate = np.zeros(len(examples)), np.zeros(len(examples), dtype=bool)
     for i, (example, (where, _)) in enumerate(zip(examples, rows)):
         if key not in example:
-            raise data.DataError(where, f"no pass-rate column {key!r}",
+            raise loader.DataError(where, f"no pass-rate column {key!r}",
                                  f"the row has {', '.join(map(str, example))}; check --pass-rate-key")
         value = example[key]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise data.DataError(where, f"{key} is not a pass rate", f"{value!r}: need a number in [0, 1]")
+            raise loader.DataError(where, f"{key} is not a pass rate", f"{value!r}: need a number in [0, 1]")
         rates[i], has_rate[i] = value, True
     return rates, has_rate
 
@@ -72,10 +72,10 @@ def portable_row(record, example, keys, where):
 
     from PIL import Image
 
-    key = data.image_column(record, keys, where)
+    key = loader.image_column(record, keys, where)
     if key is None:
         return dict(record)
-    resolved = iter(data.example_images(example))
+    resolved = iter(loader.example_images(example))
 
     def portable(entry):
         image = next(resolved)
@@ -103,7 +103,7 @@ def write_parquet(rows, path):
     try:
         table = pyarrow.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
     except (pyarrow.ArrowException, TypeError, ValueError) as error:
-        raise data.DataError(path, "cannot write the rows as one parquet table", str(error).splitlines()[0]) from None
+        raise loader.DataError(path, "cannot write the rows as one parquet table", str(error).splitlines()[0]) from None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
     pyarrow.parquet.write_table(table, temporary)
@@ -112,11 +112,11 @@ def write_parquet(rows, path):
 
 def prepare(args):
     """Read, rate, keep the mixed-outcome questions, write. Returns the pass rates of every example read."""
-    options = data.options(args)
+    options = loader.options(args)
     keys = dict(question=options["question_key"], answer=options["answer_key"], image=options["image_key"])
-    examples, skipped, rows = data.read_examples(args.data, args.split, args.skip_bad_examples, options["image_dir"],
+    examples, skipped, rows = loader.read_examples(args.data, args.split, args.skip_bad_examples, options["image_dir"],
                                                  keys, options["max_images"], rows_too=True)
-    data.report_skipped(args.data, skipped)
+    loader.report_skipped(args.data, skipped)
     if args.pass_rate_key:
         rates, has_rate = pass_rates_from_column(examples, rows, args.pass_rate_key)
         if not has_rate.all():
@@ -125,7 +125,7 @@ def prepare(args):
         rates, has_rate = pass_rates_by_sampling(examples, args), np.ones(len(examples), dtype=bool)
     keep = has_rate & difficulty.mixed_outcomes(rates)
     if not keep.any():
-        raise data.DataError(args.data, "no question has a pass rate strictly between 0 and 1",
+        raise loader.DataError(args.data, "no question has a pass rate strictly between 0 and 1",
                              "nothing to write: with --group-size larger, some may")
     kept = [{**portable_row(record, example, keys, where), "pass_rate": float(rate)}
             for (where, record), example, rate, k in zip(rows, examples, rates, keep) if k]
@@ -141,7 +141,7 @@ def parse_args(argv=None):
     parser.add_argument("--model", default=methods.DEMO_MODEL, help="the starting model (hub id or folder)")
     parser.add_argument("--data", required=True, help="any --data fast_grpo.py reads (docs/data.md)")
     parser.add_argument("--split", default="train", help="split of a folder or hub dataset without @SPLIT")
-    data.add_arguments(parser)
+    loader.add_arguments(parser)
     parser.add_argument("--output", required=True, help="the parquet file to write")
     parser.add_argument("--group-size", type=int, default=8, help="G: responses sampled per question (paper: 8)")
     parser.add_argument("--pass-rate-key", default=None,
@@ -165,7 +165,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         prepare(args)
-    except (data.DataError, vlm.ModelError) as error:  # bad input: one line, no traceback
+    except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

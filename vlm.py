@@ -1,133 +1,16 @@
-"""The Hugging Face side of GRPO: load a Qwen2-VL model, build chat prompts, sample, recompute log-probs.
+"""What GRPO does with a vision-language model: chat prompts, sampling G responses with HF `generate`, and the
+per-token log-probs the objective needs (docs/paper.md §1), plus Eq. 2's classifier pass over a batch of images.
 
-Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny checkpoints the project builds
-itself (tiny_model.py): same classes, same processor, same chat template.
+Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny checkpoints the tests build
+(demo/tiny_model.py): same classes, same processor, same chat template. Loading them is machinery/loading.py.
 """
-
-import json
-import os
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
-from transformers.utils import is_torchvision_available
+from transformers import GenerationConfig
 
-import data
+from data_loading import loader
 import difficulty
-
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
-
-
-def pick_device(name="auto"):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def pick_dtype(name, device):
-    """The compute dtype: float32 on CPU (bf16 matmuls are slow there), bfloat16 on CUDA (the paper's)."""
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def image_only_processor(base):
-    """`base` (Qwen2VLProcessor, Qwen2_5_VLProcessor) without its video processor.
-
-    Without torchvision, transformers cannot build the Qwen2-VL video processor, so the normal processor
-    refuses to load even though we never use video. The subclass keeps the base class's name, so a
-    checkpoint saved from it still loads with the normal AutoProcessor where torchvision exists.
-    """
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
-
-
-class ModelError(ValueError):
-    """A --model that cannot be used; str() is one line: what was asked, what went wrong, what to do."""
-
-
-def first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def hub_failure(name, error):
-    """Why fetching `name` from the Hugging Face hub failed, read from the chain of exceptions transformers raised."""
-    from huggingface_hub import constants
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    chain = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    download = f"download it with `hf download {name} --local-dir DIR` where there is internet, then pass --model DIR"
-    if any(isinstance(e, GatedRepoError) for e in chain):
-        return "it is a gated model: accept its licence on its hub page, log in with `hf auth login`, then retry"
-    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
-        return "no such model on the Hugging Face hub: check the id (a private model needs `hf auth login`)"
-    if any(isinstance(e, LocalEntryNotFoundError) for e in chain):
-        if constants.HF_HUB_OFFLINE:
-            return f"it is not in the local cache and offline mode is on (HF_HUB_OFFLINE): {download}"
-        return f"huggingface.co cannot be reached and it is not in the local cache: {download}"
-    return f"{first_line(chain[0])}: {download}"
-
-
-def check_model(name):
-    """Stop early, with one line, on a --model that cannot work; returns its model type.
-
-    A local folder is read offline (the hub is contacted only for a hub id): it must hold a config.json of a
-    supported architecture and a weights file.
-    """
-    local = os.path.isdir(name)
-    if local:
-        config_path = os.path.join(name, "config.json")
-        if not os.path.isfile(config_path):
-            raise ModelError(f"--model {name}: not a model folder (no config.json); pass a folder written by "
-                             "save_pretrained, or a hub id such as Qwen/Qwen2-VL-2B-Instruct")
-        try:
-            with open(config_path) as f:
-                model_type = json.load(f).get("model_type")
-        except (OSError, ValueError, AttributeError) as error:
-            raise ModelError(f"--model {name}: unreadable config.json ({first_line(error)})") from None
-    else:
-        try:
-            model_type = AutoConfig.from_pretrained(name).model_type
-        except (OSError, ValueError) as error:
-            raise ModelError(f"--model {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelError(f"--model {name}: architecture {model_type!r} is not supported (fast-grpo trains "
-                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint")
-    if local and not any(os.path.isfile(os.path.join(name, weights)) for weights in WEIGHT_FILES):
-        raise ModelError(f"--model {name}: no weights file ({' / '.join(WEIGHT_FILES[::2])}); the folder is "
-                         "incomplete: copy or download it again")
-    return model_type
-
-
-def loading(name, load, flag="--model"):
-    """load() with any failure turned into a one-line ModelError (for a hub id: why the hub failed)."""
-    try:
-        return load()
-    except (OSError, ValueError, RuntimeError, ImportError, SafetensorError) as error:  # corrupt or incompatible files
-        if not os.path.isdir(name) and isinstance(error, OSError):
-            raise ModelError(f"{flag} {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
-        raise ModelError(f"{flag} {name}: cannot load it ({type(error).__name__}: {first_line(error)})") from None
-
-
-def load_image_classifier(name, device="cpu"):
-    """Eq. 2's classifier (the paper uses a ViT, e.g. google/vit-base-patch16-224): (model, image processor),
-    loaded with AutoModelForImageClassification and AutoImageProcessor, in eval mode on `device`."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-    local = os.path.isdir(name)
-    if local and not os.path.isfile(os.path.join(name, "config.json")):
-        raise ModelError(f"--complexity-model {name}: not a model folder (no config.json)")
-    return loading(name, lambda: (
-        AutoModelForImageClassification.from_pretrained(name, local_files_only=local).to(device).eval(),
-        AutoImageProcessor.from_pretrained(name, local_files_only=local)), flag="--complexity-model")
 
 
 @torch.no_grad()
@@ -140,48 +23,6 @@ def class_probabilities(classifier, images, batch_size=32):
         logits = model(pixel_values=pixels.to(model.device, model.dtype)).logits
         probabilities.append(logits.double().softmax(-1).cpu().numpy())
     return np.concatenate(probabilities)
-
-
-def load_processor(name, max_pixels=None):
-    """AutoProcessor, falling back to an image-only processor when torchvision is missing."""
-    return loading(name, lambda: build_processor(name, max_pixels))
-
-
-def build_processor(name, max_pixels):
-    local = os.path.isdir(name)  # a local folder never contacts the hub
-    try:
-        processor = AutoProcessor.from_pretrained(name, local_files_only=local)
-    except (ImportError, OSError):  # no torchvision: the video processor class refuses to build or load
-        if is_torchvision_available():
-            raise
-        from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
-        from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
-        from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
-
-        model_type = AutoConfig.from_pretrained(name, local_files_only=local).model_type
-        base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen3_vl": Qwen3VLProcessor}.get(
-            model_type)
-        if base is None:
-            raise
-        processor = image_only_processor(base).from_pretrained(name, local_files_only=local)
-    processor.tokenizer.padding_side = "left"  # generation continues every row from its last column
-    if max_pixels is not None:
-        size = dict(processor.image_processor.size)
-        size["longest_edge"] = max_pixels
-        size["shortest_edge"] = min(size.get("shortest_edge") or max_pixels, max_pixels)
-        processor.image_processor.size = size
-    return processor
-
-
-def max_image_pixels(processor):
-    """The most pixels the processor keeps of an image (Qwen2-VL's size["longest_edge"] counts pixels)."""
-    return dict(processor.image_processor.size).get("longest_edge")
-
-
-def load_model(name, dtype=torch.float32, device="cpu"):
-    local = os.path.isdir(name)
-    return loading(name, lambda: AutoModelForImageTextToText.from_pretrained(name, dtype=dtype,
-                                                                             local_files_only=local).to(device))
 
 
 def vision_token_ids(model, processor):
@@ -207,11 +48,11 @@ def prompt_content(question, instruction, num_images=1):
 
     Text between placeholders is kept as it is (EasyR1's rule); only the ends of the question are stripped.
     """
-    pieces = question.strip().split(data.PLACEHOLDER)
+    pieces = question.strip().split(loader.PLACEHOLDER)
     if len(pieces) == 1:  # no placeholder: the images first, as Qwen2-VL's examples put them
         pieces = [""] * num_images + pieces
     elif len(pieces) - 1 != num_images:
-        raise ValueError(f"{len(pieces) - 1} {data.PLACEHOLDER} placeholders for {num_images} images")
+        raise ValueError(f"{len(pieces) - 1} {loader.PLACEHOLDER} placeholders for {num_images} images")
     pieces[-1] = f"{pieces[-1]} {instruction}".strip()
     content = []
     for i, piece in enumerate(pieces):
@@ -240,7 +81,7 @@ def encode_questions(processor, examples, instruction, max_pixels=None):
     The one place training and evaluation turn examples into model inputs: images decoded (shrunk to `max_pixels`)
     for this batch only, placed where the question's `<image>` placeholders are, any number per question (0, 1, 2..).
     """
-    images = [[data.load_image(image, max_pixels) for image in data.example_images(e)] for e in examples]
+    images = [[loader.load_image(image, max_pixels) for image in loader.example_images(e)] for e in examples]
     prompts = [chat_prompt(processor, e["question"], instruction, len(i)) for e, i in zip(examples, images)]
     return encode(processor, prompts, [image for row in images for image in row]), images
 

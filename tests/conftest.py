@@ -17,7 +17,7 @@ SIZES = [(56, 56), (84, 112), (112, 112)]  # (height, width): different images g
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    import tiny_model
+    from demo import tiny_model
 
     return tiny_model.build_tiny_model(str(tmp_path_factory.mktemp("tiny-qwen2-vl")), seed=0)
 
@@ -44,17 +44,18 @@ def dataset(tmp_path_factory):
 def warm_up(model_dir, dataset, output_dir, steps=200):
     """`model_dir` after `steps` supervised steps on well-formed responses whose answer is right half the time
     (for every prompt preset), so that GRPO's groups have rewards that differ; saved to `output_dir`."""
-    import data
+    from data_loading import loader
+    from demo import warm_start
+    from machinery import loading
     import methods
     import vlm
-    import warm_start
 
     torch.manual_seed(0)
     rng = random.Random(0)
-    processor = vlm.load_processor(model_dir)
-    model = vlm.load_model(model_dir)
-    examples = data.load_examples(dataset)
-    images = [data.load_image(e["image"]) for e in examples]
+    processor = loading.load_processor(model_dir)
+    model = loading.load_model(model_dir)
+    examples = loader.load_examples(dataset)
+    images = [loader.load_image(e["image"]) for e in examples]
     forms = {"fast": "<think>{r}</think><answer>{a}</answer>", "thinking": "<think>{r}</think><answer>{a}</answer>",
              "no-thinking": "{a}", "think-after-answer": "<answer>{a}</answer><reason>{r}</reason>"}
 

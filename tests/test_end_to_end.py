@@ -9,22 +9,11 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 import fast_grpo
+from helpers import run, weights
 
 METRIC_FIELDS = ["step", "reward_mean", "accuracy", "tokens_mean", "tokens_easy", "tokens_hard", "fraction_hard",
                  "fraction_kept", "fraction_truncated", "kl", "kl_coef_mean", "clip_fraction", "loss", "grad_norm",
                  "seconds"]
-
-
-def run(model_dir, dataset, output_dir, *flags, steps=2):
-    fast_grpo.main(["--model", model_dir, "--data", dataset, "--output-dir", str(output_dir),
-                    "--max-steps", str(steps), "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "24",
-                    "--lr", "1e-3", "--weight-decay", "0", "--save-every", "2", *flags])
-    with open(os.path.join(output_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def weights(folder):
-    return AutoModelForImageTextToText.from_pretrained(folder).state_dict()
 
 
 @pytest.mark.parametrize("method", ["fast", "grpo", "thinking", "no-thinking", "think-after-answer",

@@ -6,8 +6,8 @@ import os
 import pytest
 
 import eval as evaluation
+from machinery import loading
 import methods
-import vlm
 
 
 def record(correct, tokens, level="easy", fmt=1.0, truncated=False, index=0):
@@ -155,7 +155,7 @@ def test_a_method_key_depends_on_its_own_preset_only(tmp_path, monkeypatch):
 def test_the_shipped_start_evaluations_are_valid():
     """The demo model's cached start evaluations match the key of the settings the default run uses (CPU, float32,
     the demo processor), so `python fast_grpo.py --method M` reuses them."""
-    processor = vlm.load_processor(methods.DEMO_MODEL)
+    processor = loading.load_processor(methods.DEMO_MODEL)
     runtime = dict(dtype="torch.float32", device="cpu", image_size=dict(processor.image_processor.size))
     shipped = [name for name in os.listdir(methods.DEMO_MODEL) if name.startswith(evaluation.START_CACHE)]
     assert len(shipped) >= 5

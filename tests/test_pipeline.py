@@ -8,9 +8,8 @@ import pyarrow.parquet as pq
 import eval as evaluation
 import fast_grpo
 import prepare_data
-from test_benchmarks import mathvista_row
-from test_benchmarks import write_parquet as write_benchmark
-from test_data_schemas import save_image, write_parquet
+from helpers import mathvista_row, save_image, write_parquet
+from helpers import write_benchmark_parquet as write_benchmark
 
 
 def virl39k_folder(folder):

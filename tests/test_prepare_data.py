@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow.parquet
 import pytest
 
-import data
+from data_loading import loader
 import eval as evaluation
 import prepare_data
-from test_data_schemas import geometry3k_rows, save_image, virl39k_rows, write_json, write_parquet
+from helpers import geometry3k_rows, save_image, virl39k_rows, write_json, write_parquet
 
 
 def read_parquet(path):
@@ -42,7 +42,7 @@ def test_keeps_exactly_the_mixed_outcome_questions(tiny_model_dir, tmp_path, mon
     assert [r["pass_rate"] for r in written] == [0.25, 0.75, 0.5]
     assert written[0] == {"image": str(folder / "images/1.png"), "question": "q1", "answer": "1", "level": "hard",
                           "pass_rate": 0.25}  # every input column, the image path made absolute
-    assert [e["question"] for e in data.load_examples(out)] == ["q1", "q3", "text only"]  # --data reads it
+    assert [e["question"] for e in loader.load_examples(out)] == ["q1", "q3", "text only"]  # --data reads it
 
 
 def test_an_existing_pass_rate_column_replaces_sampling(tmp_path, capsys):

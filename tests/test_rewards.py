@@ -1,5 +1,8 @@
-"""Tests for rewards.py: Eq. 4 by hand, answer normalisation, format rules, hostile inputs."""
+"""Tests for rewards.py: Eq. 4 by hand, format rules, r_acc end to end, char_length, hostile inputs.
+
+The answer checker behind r_acc has its own tests in tests/answer_checking/test_grading.py."""
 import random
+import re
 import time
 
 import numpy as np
@@ -317,100 +320,22 @@ def test_char_length_drops_whitespace_around_tag_characters_like_the_released_co
     assert rewards.char_length("1 / 2") == 3
 
 
-# ---------------------------------------------------------------- answers in the datasets' formats
-
-from answer_cases import CASES  # noqa: E402  (tests/answer_cases.py: the table, with each row's source)
-
-import latex_parse  # noqa: E402
+def _char_length_by_regex(s: str) -> int:
+    """The released code's measure, with its regex: the reference char_length is checked against."""
+    return len(re.sub(r"\s*([<>/])\s*", r"\1", s))
 
 
-@pytest.mark.parametrize("source, gold, answer, expected, options", CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_answer_table(source, gold, answer, expected, options):
-    assert accuracy_reward(ans(answer), gold, **options) == expected
-
-
-def test_answer_table_covers_every_dataset_with_wrong_answers_too():
-    sources = {c[0] for c in CASES}
-    assert sources == {"Geometry3K", "MathVista", "MathVerse", "MATH-Vision", "WeMath", "DynaMath", "ViRL39K"}
-    assert len(CASES) >= 150 and sum(c[3] == 0 for c in CASES) >= 50
-
-
-def test_choices_from_data_rows():
-    # MathVista stores the option text as the answer; precision is float64, NaN on rows without one
-    row = {"answer": "145°", "choices": np.array(["145°", "165°", "150°", "140°"]), "precision": float("nan")}
-    assert accuracy_reward(ans("A"), row["answer"], choices=row["choices"], precision=row["precision"]) == 1.0
-    assert accuracy_reward(ans("C"), row["answer"], choices=row["choices"]) == 0.0
-    assert accuracy_reward(ans("1.23"), "1.2", precision=np.float64(1.0)) == 1.0  # round(1.23, 1) = 1.2
-    assert accuracy_reward(ans("1.23"), "1.2") == 0.0  # without precision two decimals must agree
-    assert accuracy_reward(ans("E"), "6", choices=["3", "6", "9", "12"]) == 0.0  # no option E
-
-
-def test_hedges_and_lists_stay_wrong():
-    assert accuracy_reward(ans("\\boxed{3} \\boxed{5}"), "5") == 0.0  # two boxes are a list, not 5
-    assert accuracy_reward(ans("\\boxed{3} \\boxed{5}"), "3, 5") == 1.0
-    assert accuracy_reward(ans("3 or 5"), "5") == 0.0
-    assert accuracy_reward(ans("The answer is 3, not 5."), "5") == 0.0
-    assert accuracy_reward(ans("(1,2)"), "(2,1)") == 0.0
-    assert accuracy_reward(ans("2, 3, 4"), "3") == 0.0
-
-
-def test_prose_answers_read_as_careful_graders_do():
-    assert accuracy_reward(ans("The answer is $12$."), "12") == 1.0
-    assert accuracy_reward(ans("Final Answer: The largest $n$ is 34."), "34") == 1.0
-    assert accuracy_reward(ans("So the area is $\\frac{9}{2}$ square units."), "4.5") == 1.0
-    assert accuracy_reward(ans("It is either 3 or 4 hours."), "3") == 0.0
-
-
-HOSTILE = {
-    "100,000 digits": "9" * 100_000,
-    "300 nested frac": "\\frac{1}{" * 300 + "2" + "}" * 300,
-    "tower": "9^{9^{9^{9}}}",
-    "10^100000": "10^{100000}",
-    "5,000 open parentheses": "(" * 5000,
-    "50 KB prose with numbers": ("The value is 3 and then 4.5 plus $x=7$ so 12. " * 1200)[:50_000],
-    "big factorial": "1000!",
-    "5,000 boxes": "\\boxed{1}" * 5000,
-    "a list of 5,000": ",".join(["1"] * 5000),
-    "nested sets": ",".join("\\{" + ",".join(f"{i + k}/7" for i in range(8)) + "\\}" for k in range(16)),
-}
-
-
-@pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_answers_are_bounded(name):
-    s = HOSTILE[name]
-    for response, gold in ((ans(s), "1"), (ans(s), s), (ans("1"), s), (ans(s), "\\frac{1}{2}")):
-        t0 = time.perf_counter()
-        r = accuracy_reward(response, gold)
-        assert time.perf_counter() - t0 < 0.5 and r in (0.0, 1.0)
-    assert accuracy_reward(ans(s), "\\frac{1}{2}") == 0.0
-
-
-def test_works_off_the_main_thread():
-    from concurrent.futures import ThreadPoolExecutor
-
-    rows = [(ans(a), g, o) for _, g, a, _, o in CASES[:60]]
-    here = [accuracy_reward(r, g, **o) for r, g, o in rows]
-    with ThreadPoolExecutor(4) as pool:
-        there = list(pool.map(lambda row: accuracy_reward(row[0], row[1], **row[2]), rows))
-    assert there == here and 0.0 in here and 1.0 in here
-
-
-def test_median_time_per_call_on_ordinary_answers():
-    times = []
-    for _, gold, answer, _, options in CASES:
-        rewards.values_equal.cache_clear()
-        latex_parse.parse.cache_clear()  # uncached: each call pays its parsing
-        t0 = time.perf_counter()
-        accuracy_reward(ans(answer), gold, **options)
-        times.append(time.perf_counter() - t0)
-    assert sorted(times)[len(times) // 2] < 0.002
-
-
-@pytest.mark.parametrize("answer, gold, expected", [
-    ("12 inches", "12 ft", 0.0), ("12 m", "12 cm", 0.0),  # a unit on both sides must agree
-    ("12 in", "12 inches", 1.0), ("3 hours", "3 h", 1.0),  # ... in any of its spellings
-    ("12 inches", "12", 1.0), ("12", "12 ft", 1.0),  # a unit on one side only is dropped
-])
-def test_units_on_both_sides_must_agree(answer, gold, expected):
-    assert rewards.accuracy_reward(f"<answer>{answer}</answer>", gold) == expected
+def test_char_length_equals_the_released_regex_on_unicode_whitespace():
+    every_char = "".join(map(chr, range(0x110000)))
+    spaces = sorted(set(re.findall(r"\s", every_char)) | {c for c in every_char if c.isspace()})
+    assert {"\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u3000", "\t", "\n"} <= set(spaces)
+    others = ["<", ">", "/", "a", "7", "\u200b", "\ufeff", "漢", "🙂", "\x00", "\\s"]
+    rng = random.Random(0)
+    strings = ["", " ", "<", " / ", "\x1c<\x1d", "a\x85>\xa0b", "\u2028/\u3000", "<think>\t\n 3 \r\n</think>",
+               "  a  ", "a \u200b< b", "/" * 3 + " " * 3, " " * 3 + "<"]
+    for _ in range(5000):
+        strings.append("".join(rng.choice(spaces) if rng.random() < 0.5 else
+                               rng.choice(others) if rng.random() < 0.8 else chr(rng.randrange(0x110000))
+                               for _ in range(rng.randint(0, 30))))
+    for s in strings:
+        assert rewards.char_length(s) == _char_length_by_regex(s), repr(s)

@@ -1,4 +1,4 @@
-"""Loading, batching, sampling and log-probs on the tiny Qwen2-VL checkpoint."""
+"""vlm.py and machinery/loading.py on the tiny Qwen2-VL checkpoint: loading, batching, sampling, log-probs."""
 
 import json
 import os
@@ -10,20 +10,21 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
-import data
+from data_loading import loader
 import eval
 import fast_grpo
+from machinery import loading
 import vlm
 
 
 def load(model_dir):
-    return vlm.load_processor(model_dir), vlm.load_model(model_dir)
+    return loading.load_processor(model_dir), loading.load_model(model_dir)
 
 
 def encode_two_questions(processor, dataset):
-    examples = data.load_examples(dataset)[:2]  # 56x56 and 84x112 images: 4 and 12 image tokens
+    examples = loader.load_examples(dataset)[:2]  # 56x56 and 84x112 images: 4 and 12 image tokens
     prompts = [vlm.chat_prompt(processor, e["question"], "Answer.") for e in examples]
-    return vlm.encode(processor, prompts, [data.load_image(e["image"]) for e in examples])
+    return vlm.encode(processor, prompts, [loader.load_image(e["image"]) for e in examples])
 
 
 def test_tiny_checkpoint_uses_the_real_classes(tiny_model_dir):
@@ -86,7 +87,7 @@ def test_training_logprobs_match_generate_scores(tiny_model_dir, dataset):
 
 
 def test_max_pixels_shrinks_images(tiny_model_dir):
-    processor = vlm.load_processor(tiny_model_dir, max_pixels=56 * 56)
+    processor = loading.load_processor(tiny_model_dir, max_pixels=56 * 56)
     image = Image.fromarray(np.zeros((112, 112, 3), dtype=np.uint8))
     inputs = vlm.encode(processor, [vlm.chat_prompt(processor, "q", "")], [image])
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56 / 14 = 4 patches a side
@@ -187,10 +188,10 @@ def test_hub_failures_say_what_went_wrong():
         Exception.__init__(error, "404 Client Error")
         return error
 
-    assert "no such model on the Hugging Face hub" in vlm.hub_failure(
+    assert "no such model on the Hugging Face hub" in loading.hub_failure(
         "org/model", raised_by_transformers(hub_error(RepositoryNotFoundError)))
-    assert "gated model" in vlm.hub_failure("org/model", raised_by_transformers(hub_error(GatedRepoError)))
-    assert "hf download org/model" in vlm.hub_failure("org/model", OSError("Connection reset"))
+    assert "gated model" in loading.hub_failure("org/model", raised_by_transformers(hub_error(GatedRepoError)))
+    assert "hf download org/model" in loading.hub_failure("org/model", OSError("Connection reset"))
 
 
 def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
@@ -205,9 +206,9 @@ def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
     with pytest.raises(OSError) as error:  # the patch does catch a hub id (transformers wraps what it raised)
         AutoConfig.from_pretrained("nobody/no-such-model")
     assert "the hub was contacted" in str(error.value.__cause__ or error.value.__context__)
-    assert vlm.check_model(tiny_model_dir) == "qwen2_vl"
-    vlm.load_processor(tiny_model_dir)
-    vlm.load_model(tiny_model_dir)
+    assert loading.check_model(tiny_model_dir) == "qwen2_vl"
+    loading.load_processor(tiny_model_dir)
+    loading.load_model(tiny_model_dir)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_a_local_folder_never_contacts_the_hub(tiny_model_dir, monkeypatch):
 
 @pytest.fixture(scope="module")
 def vit_dir(tmp_path_factory):
-    import tiny_model
+    from demo import tiny_model
 
     return tiny_model.build_tiny_vit(str(tmp_path_factory.mktemp("tiny-vit")), seed=0)
 
@@ -227,7 +228,7 @@ def test_the_semantic_term_is_the_entropy_of_the_classifiers_softmax(vit_dir):
 
     images = [Image.new("RGB", (50, 40), "red"), Image.fromarray(np.random.default_rng(0).integers(
         0, 255, (60, 90, 3), dtype=np.uint8))]
-    probabilities = vlm.class_probabilities(vlm.load_image_classifier(vit_dir), images, batch_size=1)
+    probabilities = vlm.class_probabilities(loading.load_image_classifier(vit_dir), images, batch_size=1)
     with torch.no_grad():  # by hand: the classifier's logits, softmax, entropy in bits
         pixels = AutoImageProcessor.from_pretrained(vit_dir)(images=images, return_tensors="pt")["pixel_values"]
         logits = AutoModelForImageClassification.from_pretrained(vit_dir)(pixel_values=pixels).logits.double().numpy()
@@ -245,7 +246,7 @@ def test_the_classifier_orders_images_whose_texture_ties(vit_dir):
     flat = [Image.new("RGB", (64, 64), colour) for colour in ("red", "blue", "white")]  # GLCM entropy 0 each
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     images, pass_rate = flat + [noise], np.full(4, 0.5)
-    probabilities = vlm.class_probabilities(vlm.load_image_classifier(vit_dir), images)
+    probabilities = vlm.class_probabilities(loading.load_image_classifier(vit_dir), images)
     semantic = [-(p * np.log2(p)).sum() for p in probabilities]
     assert len(set(np.round(semantic[:3], 9))) == 3  # the classifier tells the flat images apart
     texture_only = difficulty.combined_difficulty(pass_rate, [difficulty.image_complexity(i) for i in images])

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-import data
+from data_loading import loader, synthetic
+from machinery import loading
 import methods
-import synthetic
 import vlm
 
 IMAGE = {"type": "image"}
@@ -32,7 +32,7 @@ def test_images_go_where_the_placeholders_are():
 
 @pytest.fixture(scope="module")
 def processor_and_model(tiny_model_dir):
-    return vlm.load_processor(tiny_model_dir), vlm.load_model(tiny_model_dir)
+    return loading.load_processor(tiny_model_dir), loading.load_model(tiny_model_dir)
 
 
 def noise(height, width, seed):
@@ -53,7 +53,7 @@ def test_one_image_per_row_encodes_exactly_as_before(processor_and_model):
     batch = synthetic.make_items(3, seed=0)
     instruction = methods.PROMPTS["fast"]
     before = vlm.encode(processor, [vlm.chat_prompt(processor, e["question"], instruction) for e in batch],
-                        [data.load_image(e["image"]) for e in batch])
+                        [loader.load_image(e["image"]) for e in batch])
     after, images = vlm.encode_questions(processor, batch, instruction)
     assert list(after) == list(before) and all(torch.equal(after[k], before[k]) for k in before)
     assert [len(i) for i in images] == [1, 1, 1]

@@ -4,15 +4,15 @@ Math-Verify (github:huggingface/Math-Verify, MIT) keeps its regression cases in 
 under tests/. This script reads those files from a local git snapshot of that repository and returns the
 cases as plain dicts; nothing of theirs is copied into this project. Used by tools/measure_answers.py.
 
-    python tools/mathverify_suite.py /path/to/Math-Verify.git     # prints how many cases each file has
+    python -m tools.mathverify_suite /path/to/Math-Verify.git     # prints how many cases each file has
 
 The snapshot may be a bare git directory (read with `git show HEAD:tests/...`) or a checkout.
 """
+import argparse
 import ast
 import math
 import os
 import subprocess
-import sys
 
 # files whose parametrize lists are (gold, pred, expected)-like comparisons; the others test configs/timeouts
 SUITE_FILES = ("test_all.py", "test_boxed.py", "test_numina_cases.py", "test_open_thoughts.py",
@@ -75,9 +75,9 @@ def load_cases(repo: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python tools/mathverify_suite.py PATH  (a git checkout of github.com/huggingface/Math-Verify)")
-    cases = load_cases(sys.argv[1])
+    parser = argparse.ArgumentParser(prog="python -m tools.mathverify_suite", description=__doc__.splitlines()[0])
+    parser.add_argument("repo", metavar="PATH", help="a checkout or bare git directory of Math-Verify")
+    cases = load_cases(parser.parse_args().repo)
     for name in SUITE_FILES:
         print(name, sum(c["file"] == name for c in cases))
     print("total", len(cases), "expected 1:", sum(c["expected"] for c in cases))

@@ -1,6 +1,6 @@
 """Measure the project's answer checker next to math-verify and mathruler on the same pairs (docs/answers.md).
 
-    python tools/measure_answers.py [--mirror PATH] [--hostile]
+    python -m tools.measure_answers [--mirror PATH] [--hostile]      # from the repository root
 
 Rows: tests/answer_cases.py (the project's table) and, when --mirror points at a git snapshot of
 github:huggingface/Math-Verify, the cases of its public test suite (read at run time by
@@ -15,6 +15,7 @@ timeouts on, main thread); on its own suite it gets the options each of its test
 Times are wall-clock on whatever machine runs this; a shared machine makes them noisy.
 """
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -22,11 +23,21 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "tests"), HERE]
+import rewards
+from answer_checking.extract import unwrap_boxed
 
-import rewards  # noqa: E402
-from answer_cases import CASES  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_cases():
+    """tests/answer_cases.py's CASES, loaded by its path (tests/ is a folder of test files, not a package)."""
+    spec = importlib.util.spec_from_file_location("answer_cases", os.path.join(ROOT, "tests", "answer_cases.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CASES
+
+
+CASES = _load_cases()
 
 HOSTILE = {
     "100,000 digits": "9" * 100_000,
@@ -50,7 +61,7 @@ def _math_verify():
 
     def read(text):
         """As math-verify is fed in TRL/open-r1: a LaTeX answer in \\boxed{} (or $...$ where a box does not parse)."""
-        text = rewards._unwrap_boxed(text)
+        text = unwrap_boxed(text)
         return parse(f"\\boxed{{{text}}}") or parse(f"${text}$") or parse(text)
 
     def check(gold, answer, options):
@@ -63,7 +74,7 @@ def _mathruler():
         from mathruler.grader import grade_answer
     except ImportError:
         return None
-    return lambda gold, answer, options: float(grade_answer(answer, rewards._unwrap_boxed(gold)))
+    return lambda gold, answer, options: float(grade_answer(answer, unwrap_boxed(gold)))
 
 
 def _mv_suite_math_verify(case):
@@ -127,19 +138,20 @@ def hostile(checkers):
 
 
 def _in_subprocess(name, text, cap=60):
-    code = ("import sys,time; sys.path[:0]=[%r,%r]; import measure_answers as m; c={'math-verify':m._math_verify,"
+    code = ("import sys,time; import tools.measure_answers as m; c={'math-verify':m._math_verify,"
             "'mathruler':m._mathruler}[%r](); t=time.perf_counter(); r=c('1', sys.stdin.read(), {}); "
-            "print(f'{time.perf_counter()-t:.4f} s (={r})')") % (HERE, os.path.join(os.path.dirname(HERE), "tests"),
-                                                                 name)
+            "print(f'{time.perf_counter()-t:.4f} s (={r})')") % name
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(d for d in (ROOT, os.environ.get("PYTHONPATH")) if d)}
     try:
-        p = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=cap)
+        p = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=cap,
+                           env=env)
         return p.stdout.strip() or ("error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:60])
     except subprocess.TimeoutExpired:
         return f"> {cap} s (killed)"
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.measure_answers", description=__doc__.splitlines()[0])
     ap.add_argument("--mirror", default=None,
                     help="git snapshot (bare or checkout) of github:huggingface/Math-Verify")
     ap.add_argument("--hostile", action="store_true")
@@ -154,7 +166,7 @@ def main():
             for m in misses:
                 print("      miss:", m)
     if args.mirror and os.path.exists(args.mirror):
-        from mathverify_suite import load_cases
+        from tools.mathverify_suite import load_cases
         cases = load_cases(args.mirror)
         rows = [(c["gold"], c["pred"], c["expected"], c) for c in cases]
         print(f"Math-Verify's test suite: {len(rows)} cases, {sum(r[2] for r in rows)} expected 1")

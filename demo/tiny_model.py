@@ -1,0 +1,183 @@
+"""Build tiny, random Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints offline.
+
+Tests and trials cannot download Qwen/Qwen2-VL-2B-Instruct (or Qwen2.5-VL, Qwen3-VL), so we build models of the
+*same classes* (Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration /
+Qwen3VLForConditionalGeneration, Qwen2Tokenizer, the Qwen2-VL image processor with each architecture's patch
+size and normalisation, each family's chat template) with tiny sizes, and save them with `save_pretrained`.
+`--model <that folder>` then goes through exactly the loading code a real checkpoint does.
+
+    python -m demo.tiny_model --output-dir tiny-qwen2-vl      # or: python demo/tiny_model.py ...
+    python -m demo.tiny_model --arch qwen3_vl --output-dir tiny-qwen3-vl
+"""
+
+import argparse
+import json
+
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2TokenizerFast, Qwen2VLConfig, Qwen3VLConfig
+
+ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # config.json's model_type
+
+# The special tokens of Qwen2-VL, in the order the real tokenizer numbers them (after the ordinary vocabulary).
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+]
+
+# The chat template shipped with Qwen2-VL-*-Instruct (image and video placeholders, default system prompt).
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Qwen3-VL-*-Instruct's template, the image and text part: no default system prompt (Qwen2/2.5-VL add one).
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHAT_TEMPLATES = {"qwen2_vl": CHAT_TEMPLATE, "qwen2_5_vl": CHAT_TEMPLATE, "qwen3_vl": QWEN3_VL_CHAT_TEMPLATE}
+
+# Text the byte-level BPE learns its merges from: the prompts and answer tags the project uses, so that
+# prompts are a few dozen tokens instead of a few hundred characters. Digits always stay single tokens
+# (Qwen's pre-tokenizer splits numbers into digits).
+DEFAULT_CORPUS = [
+    "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
+    "The reasoning process MUST BE enclosed within <think> </think> tags. "
+    "The final answer MUST BE put in <answer> </answer> tags.",
+    "Please output the thinking process in <think> </think> and final answer in <answer> </answer> tags.",
+    "Please directly output the answer.",
+    "Please first output the answer in <answer> </answer> tags and then output a brief reasoning process "
+    "in <reason> </reason> tags.",
+    "What is the sum of the digits in the image? Read the digits in order, then add them step by step.",
+    "You are a helpful assistant. system user assistant",
+]
+
+
+def build_tokenizer(corpus=None, vocab_size=400, arch="qwen2_vl"):
+    """A small byte-level BPE tokenizer with Qwen2's pre-tokenizer, the family's special tokens and chat template."""
+    # Qwen2TokenizerFast sets Qwen's pre-tokenizer regex; we only need its vocabulary and merges.
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = Qwen2TokenizerFast(vocab={"<|endoftext|>": 0}, merges=[])._tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator(corpus or DEFAULT_CORPUS, trainer=trainer)
+    state = json.loads(bpe.to_str())["model"]
+    tokenizer = Qwen2TokenizerFast(vocab=state["vocab"], merges=[tuple(m) for m in state["merges"]])
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
+    tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
+    if arch == "qwen3_vl":  # Qwen3 vocabularies hold the thinking tags as (non-special) added tokens
+        tokenizer.add_tokens(["<think>", "</think>"])
+    tokenizer.chat_template = CHAT_TEMPLATES[arch]
+    return tokenizer
+
+
+def build_image_processor(max_pixels=None, min_pixels=None, arch="qwen2_vl"):
+    """The Qwen2-VL image processor, PIL backend (no torchvision needed), as each architecture configures it:
+    patch 14 and CLIP mean/std for Qwen2-VL and Qwen2.5-VL, patch 16 and mean/std 0.5 for Qwen3-VL; merge 2.
+    Default pixel range: 1 to 16 image tokens."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    patch = 16 if arch == "qwen3_vl" else 14
+    normalise = dict(image_mean=[0.5] * 3, image_std=[0.5] * 3) if arch == "qwen3_vl" else {}
+    return Qwen2VLImageProcessorPil(min_pixels=min_pixels or (2 * patch) ** 2,
+                                    max_pixels=max_pixels or (8 * patch) ** 2, patch_size=patch, merge_size=2,
+                                    **normalise)
+
+
+def build_config(tokenizer, arch="qwen2_vl", hidden_size=64, num_layers=2, num_heads=4, vision_embed_dim=32,
+                 vision_depth=1):
+    """A config of `arch` with tiny sizes whose token ids match `tokenizer`.
+
+    M-RoPE splits each attention head's rotary half-dimension into (temporal, height, width) sections, so
+    the sections must sum to head_dim / 2 (Qwen3-VL interleaves them).
+    """
+    head_dim = hidden_size // num_heads
+    half = head_dim // 2
+    sections = [half - 2 * (half // 3), half // 3, half // 3]
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sections}
+    ids = tokenizer.convert_tokens_to_ids
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads // 2,
+                max_position_embeddings=4096, bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+                pad_token_id=ids("<|endoftext|>"), rope_parameters=rope)
+    vision = dict(depth=vision_depth, num_heads=2, spatial_merge_size=2, temporal_patch_size=2)
+    tokens = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                  vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+                  tie_word_embeddings=True)
+    if arch == "qwen2_vl":  # the vision tower's width is embed_dim; hidden_size is what the merger projects to
+        return Qwen2VLConfig(text_config=text, vision_config=dict(
+            vision, embed_dim=vision_embed_dim, hidden_size=hidden_size, mlp_ratio=2, patch_size=14), **tokens)
+    # Qwen2.5-VL and Qwen3-VL: the vision width is hidden_size, the merger's output out_hidden_size
+    vision.update(hidden_size=vision_embed_dim, intermediate_size=2 * vision_embed_dim, out_hidden_size=hidden_size)
+    if arch == "qwen2_5_vl":  # window attention in every block but the full-attention ones
+        return Qwen2_5_VLConfig(text_config=text, vision_config=dict(
+            vision, patch_size=14, window_size=56, fullatt_block_indexes=[vision_depth - 1]), **tokens)
+    if arch == "qwen3_vl":  # learned position embeddings on an 8x8 grid; deepstack features from block 0
+        rope["mrope_interleaved"] = True
+        return Qwen3VLConfig(text_config=dict(text, head_dim=head_dim), vision_config=dict(
+            vision, patch_size=16, num_position_embeddings=64, deepstack_visual_indexes=[0]), **tokens)
+    raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+
+
+def build_tiny_model(output_dir, seed=0, corpus=None, vocab_size=400, max_pixels=None, arch="qwen2_vl", **sizes):
+    """Build tokenizer, image processor and a random tiny model of `arch`, save all three to `output_dir`."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(corpus, vocab_size, arch)
+    image_processor = build_image_processor(max_pixels=max_pixels, arch=arch)
+    model = AutoModelForImageTextToText.from_config(build_config(tokenizer, arch, **sizes))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+    with open(f"{output_dir}/chat_template.jinja", "w") as f:
+        f.write(CHAT_TEMPLATES[arch])
+    return output_dir
+
+
+def build_tiny_vit(output_dir, seed=0, num_labels=10):
+    """A tiny random ViT image classifier (the kind Eq. 2's semantic entropy uses) with its image processor,
+    saved with save_pretrained: 32x32 input, patch 8, one layer."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, num_labels=num_labels)
+    ViTForImageClassification(config).save_pretrained(output_dir)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(output_dir)
+    return output_dir
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES, help="the architecture (model_type)")
+    args = parser.parse_args()
+    print("saved to", build_tiny_model(args.output_dir, seed=args.seed, arch=args.arch))

@@ -1,0 +1,93 @@
+"""Helpers several test files share (pytest's conftest.py holds the fixtures): a short training run, a checkpoint's
+weights, and small files in the published schemas of the training data sets (Geometry3K, ViRL39K) and of MathVista."""
+
+import io
+import json
+import os
+
+import numpy as np
+import pyarrow
+import pyarrow.parquet
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+
+import fast_grpo
+
+
+def run(model_dir, dataset, output_dir, *flags, steps=2):
+    fast_grpo.main(["--model", model_dir, "--data", dataset, "--output-dir", str(output_dir),
+                    "--max-steps", str(steps), "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "24",
+                    "--lr", "1e-3", "--weight-decay", "0", "--save-every", "2", *flags])
+    with open(os.path.join(output_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights(folder):
+    return AutoModelForImageTextToText.from_pretrained(folder).state_dict()
+
+
+def png(seed, size=(56, 56)):
+    """PNG bytes of a noise image (width, height)."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_image(folder, relative, seed, size=(56, 56), fmt=None):
+    path = os.path.join(folder, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.open(io.BytesIO(png(seed, size))).save(path, format=fmt)
+    return relative
+
+
+def write_parquet(path, rows):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # from_pylist takes the first row's columns only
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), path)
+    return path
+
+
+def write_json(path, rows, lines=False):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows) if lines else json.dumps(rows))
+    return path
+
+
+def geometry3k_rows(count=2, start=0):
+    """hiyouga/geometry3k: images = list of {bytes, path} (PNG embedded), problem starting with <image>."""
+    return [{"images": [{"bytes": png(start + i, (56 + 28 * i, 56)), "path": None}],
+             "problem": f"<image>Find x. Choices: A:{i} B:{2 * i}", "answer": "2 \\sqrt { 221 }",
+             "choices": [str(i), str(2 * i)], "id": start + i, "ground_truth": "A"} for i in range(count)]
+
+
+def virl39k_rows(folder):
+    """TIGER-Lab/ViRL39K: image = list of relative paths (some rows two), <image> placeholders, \\boxed answers."""
+    one = save_image(folder, "images/q0-0.jpg", 10, fmt="JPEG")
+    two = [save_image(folder, "images/q1-0.jpg", 11, (84, 56), fmt="JPEG"),
+           save_image(folder, "images/q1-1.jpg", 12, fmt="JPEG")]
+    common = dict(category="(GradeSchool) Geometric", source="MMK12", PassRate_32BTrained=0.5)
+    return [{"question": "<image>What is the angle ABC in degrees?", "answer": "\\boxed{60}", "image": [one],
+             "qid": "q0", "PassRate_7BBase": 0.25, **common},
+            {"question": "Which is larger, <image> or <image>?", "answer": "\\boxed{A}", "image": two, "qid": "q1",
+             "PassRate_7BBase": None, **common}]
+
+
+def embedded_png(seed, size=56):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return {"bytes": buffer.getvalue(), "path": f"{seed}.png"}
+
+
+# MathVista testmini: pid, question, image, decoded_image, choices, unit, precision, answer, question_type,
+# answer_type, metadata, query
+def mathvista_row(pid, answer, question_type, answer_type, choices=None, precision=None):
+    return dict(pid=pid, question="q", image=f"images/{pid}.jpg", decoded_image=embedded_png(int(pid)), choices=choices,
+                unit=None, precision=precision, answer=answer, question_type=question_type, answer_type=answer_type,
+                metadata={"source": "test"}, query=f"Question {pid}: what is it?")
+
+
+def write_benchmark_parquet(path, rows):
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), str(path))
+    return str(path)
