@@ -1,6 +1,7 @@
 """Evaluate a checkpoint: accuracy and response length, per benchmark and per difficulty level.
 
-Uses the prompts, answer checking and model loading of training, so numbers match what training optimised.
+Uses the prompts, answer checking and model loading of training, so numbers match what training optimised. Also
+the demo's before/after table at the end of a run, and validation during training (--eval-data, --eval-every).
 
     python eval.py --model runs/fast-grpo/checkpoint-100 --data synthetic
     python eval.py --model DIR --data test.jsonl --method no-thinking --output results.json

@@ -43,9 +43,6 @@ def arg(default, help, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
 
-DATA_OPTIONS = loader.OPTIONS  # help of --image-dir etc.; inside Args, `data` is the --data field
-
-
 @dataclass
 class Args:
     # what to train, on what
@@ -55,11 +52,11 @@ class Args:
     data: str = arg("synthetic", "a .jsonl/.json/.parquet file, a folder of them (DIR@split), a hub dataset "
                     "owner/name@split (split default: train), or 'synthetic' for the demo task; the schemas of "
                     "Geometry3K, ViRL39K, ShareGPT, LLaVA and TRL are read unchanged (docs/data.md)")
-    image_dir: str = arg(None, DATA_OPTIONS["image_dir"])
-    question_key: str = arg(None, DATA_OPTIONS["question_key"])
-    answer_key: str = arg(None, DATA_OPTIONS["answer_key"])
-    image_key: str = arg(None, DATA_OPTIONS["image_key"])
-    max_images: int = arg(None, DATA_OPTIONS["max_images"])
+    image_dir: str = arg(None, loader.OPTIONS["image_dir"])
+    question_key: str = arg(None, loader.OPTIONS["question_key"])
+    answer_key: str = arg(None, loader.OPTIONS["answer_key"])
+    image_key: str = arg(None, loader.OPTIONS["image_key"])
+    max_images: int = arg(None, loader.OPTIONS["max_images"])
     output_dir: str = arg("runs/fast-grpo", "where metrics.jsonl, samples.jsonl and checkpoint-<step>/ go")
     # sampling
     batch_size: int = arg(None, "questions per step (default: 8)")
@@ -79,7 +76,7 @@ class Args:
                          "otherwise 500)")
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
     lr: float = arg(None, f"AdamW learning rate (default: demo {methods.DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in "
-                     "the paper)")
+                    "the paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -142,7 +139,7 @@ def parse_args(argv=None):
     """Command line -> Args. A flag the user did not set comes from the model's defaults (methods.DEMO_DEFAULTS for
     the shipped demo model, PAPER_DEFAULTS for any other), then from the method preset; a combination that cannot
     work stops with one line (machinery/command_line.py)."""
-    return command_line.parse(Args, argv, __doc__)
+    return command_line.parse(Args, argv, __doc__, methods.METHODS)
 
 
 # ==========================================================================================================
@@ -264,7 +261,7 @@ def training_step(run, step, args):
                                            args.method, choices=[questions[i].get("choices") for i in group_rows])
     token_lengths = rollout["response_mask"].sum(1).numpy()
     lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
-                                                                            for t in rollout["texts"]])
+                                                                           for t in rollout["texts"]])
     grid = (len(questions), group_size)
     correct, fmt, lengths = correct.reshape(grid), fmt.reshape(grid), lengths.reshape(grid).astype(float)
 
@@ -323,18 +320,18 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
     trainer: the policy as the update calls it (DistributedDataParallel under torchrun); reference: the frozen
     starting policy, or with LoRA the policy itself, read with its adapters off (lora.adapters_off leaves a model
     without adapters as it is). prompts: the responses' encoded prompts; responses: completion_ids, response_mask
-    (rows, T), advantages, kl_coef (rows,) and `totals`, the rows and response tokens of the whole update (every
-    process's under torchrun). Rows go through the model `micro_batch_size` at a time, each micro-batch's loss
+    (rows, T), advantages, kl_coef (rows,), and total_rows and total_tokens, the rows and response tokens of the
+    whole update (every process's under torchrun). Rows go through the model `micro_batch_size` at a time, each micro-batch's loss
     weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the whole batch's.
     Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates.
     """
     device = next(trainer.parameters()).device
     micro_batches = split_micro_batches(prompts, responses, micro_batch_size, aggregation, device)
 
-    def logprobs(model, micro_batch, work="the update's forward pass"):
-        stopping.doing(work, len(micro_batch["rows"]), micro_batch["tokens"])
-        return vlm.token_logprobs(model, vlm.take_rows(prompts, micro_batch["rows"]), micro_batch["completion_ids"],
-                                  micro_batch["response_mask"], temperature, suppress_ids)
+    def logprobs(model, mb, work="the update's forward pass"):
+        stopping.doing(work, len(mb["rows"]), mb["tokens"])
+        return vlm.token_logprobs(model, vlm.take_rows(prompts, mb["rows"]), mb["completion_ids"],
+                                  mb["response_mask"], temperature, suppress_ids)
 
     with torch.no_grad():
         with lora.adapters_off(reference):  # LoRA: the reference is the base model, the adapters switched off
@@ -351,38 +348,40 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
             with distributed.syncing(trainer, last=i == len(micro_batches) - 1):  # forward and backward inside
                 logp = logprobs(trainer, mb)
                 old = old_logp[i] if old_logp is not None else logp.detach()
-                loss = grpo_loss(logp, old, ref_logp[i], mb["advantages"], mb["loss_mask"], mb["kl_coef"], eps_low,
-                                 eps_high, aggregation)
-                stopping.doing("the update's backward pass", len(mb["rows"]), mb["loss_mask"].shape[1])
-                (loss * mb["share"]).backward()
-            add_statistics(sums, loss * mb["share"], logp, old, ref_logp[i], mb["loss_mask"], eps_low, eps_high)
+                loss = grpo_loss(logp, old, ref_logp[i], mb["advantages"], mb["mask"], mb["kl_coef"], eps_low,
+                                 eps_high, aggregation) * mb["share"]  # weighted by its share of the whole update
+                stopping.doing("the update's backward pass", len(mb["rows"]), mb["mask"].shape[1])
+                loss.backward()
+            add_statistics(sums, loss, logp, old, ref_logp[i], mb["mask"], eps_low, eps_high)
         sums = {key: distributed.total(value) for key, value in sums.items()}  # every process's micro-batches
         params = [p for p in trainer.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-        if record_update(stats, sums, grad_norm, responses["totals"], updates_per_batch):  # finite loss and norm
-            stopping.doing("the optimizer step", int(responses["totals"][0]), weights_changed=True)
+        finite = math.isfinite(sums["loss"]) and math.isfinite(grad_norm)
+        if finite:  # a non-finite loss or gradient would poison the weights: that step is skipped
+            stopping.doing("the optimizer step", int(responses["total_rows"]), weights_changed=True)
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        record_update(stats, sums, grad_norm, finite, responses["total_tokens"], updates_per_batch)
     return stats
 
 
 def split_micro_batches(prompts, responses, micro_batch_size, aggregation, device):
-    """The update's rows, `micro_batch_size` at a time: each micro-batch's rows (of `prompts` and `responses`), its
-    completions and response mask cut to its longest response (the mask is a prefix), the same mask on `device` for
-    the loss, its advantages and KL coefficients on `device`, and its `share` of the whole update (rows for "seq",
-    tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the shares' gradients add
-    up to the one-process gradient of the whole batch."""
-    num_rows, total_tokens = responses["totals"]
+    """The update's rows, `micro_batch_size` at a time. Each micro-batch: `rows`, its positions in `prompts` and
+    `responses`; its completions and response mask cut to its longest response (the mask is a prefix); `mask`, that
+    mask on `device` for the loss; its advantages and KL coefficients on `device`; and its `share` of the whole update
+    (rows for "seq", tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the
+    shares' gradients add up to the one-process gradient of the whole batch."""
     processes = distributed.world_size()
     micro_batches = []
     for start in range(0, len(responses["advantages"]), micro_batch_size):
         rows = list(range(start, min(start + micro_batch_size, len(responses["advantages"]))))
         width = max(1, int(responses["response_mask"][rows].sum(1).max()))  # no row needs columns past its longest
         response_mask = responses["response_mask"][rows][:, :width]
-        loss_mask = response_mask.to(device)
-        share = len(rows) / num_rows if aggregation == "seq" else loss_mask.sum() / max(total_tokens, 1.0)
+        mask = response_mask.to(device)
+        share = (len(rows) / responses["total_rows"] if aggregation == "seq"
+                 else mask.sum() / max(responses["total_tokens"], 1.0))
         micro_batches.append(dict(rows=rows, completion_ids=responses["completion_ids"][rows][:, :width],
-                                  response_mask=response_mask, loss_mask=loss_mask, share=processes * share,
+                                  response_mask=response_mask, mask=mask, share=processes * share,
                                   advantages=responses["advantages"][rows].to(device),
                                   kl_coef=responses["kl_coef"][rows].to(device),
                                   tokens=prompts["input_ids"].shape[1] + width))
@@ -398,17 +397,15 @@ def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, mask, eps_low,
         sums["clipped"] += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
 
 
-def record_update(stats, sums, grad_norm, totals, updates_per_batch):
-    """Adds one optimizer step's statistics to the update's means; returns whether its loss and gradient norm are
-    finite (a step that is not is skipped and counted in skipped_updates)."""
-    total_tokens = max(totals[1], 1.0)
-    finite = math.isfinite(sums["loss"]) and math.isfinite(grad_norm)
-    stats["skipped_updates"] += not finite
+def record_update(stats, sums, grad_norm, finite, total_tokens, updates_per_batch):
+    """Adds one optimizer step's statistics to the update's means (KL and clip fraction per response token); a
+    skipped step (not `finite`) is counted in skipped_updates."""
+    total_tokens = max(total_tokens, 1.0)
+    stats["skipped_updates"] += 0 if finite else 1
     stats["loss"] += sums["loss"] / updates_per_batch
     stats["grad_norm"] += grad_norm / updates_per_batch
     stats["kl"] += sums["kl"] / total_tokens / updates_per_batch
     stats["clip_fraction"] += sums["clipped"] / total_tokens / updates_per_batch
-    return finite
 
 
 # ==========================================================================================================
@@ -417,8 +414,7 @@ def record_update(stats, sums, grad_norm, totals, updates_per_batch):
 
 def train(args):
     """Algorithm 1's step for steps start..max_steps, with the run around it; returns the trained policy."""
-    validation = evaluation.load_validation(args)  # --eval-data, checked before any model loads (or None)
-    run = harness.start(args, command_line.describe_settings(args), validation)  # data, models, optimizer, resume
+    run = harness.start(args, command_line.describe_settings(args, methods.METHODS), evaluation.load_validation)  # data, models, resume
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
                disable=not run.main_process)
     for step in bar:

@@ -55,7 +55,7 @@ def pass_rates_from_column(examples, rows, key):
     for i, (example, (where, _)) in enumerate(zip(examples, rows)):
         if key not in example:
             raise loader.DataError(where, f"no pass-rate column {key!r}",
-                                 f"the row has {', '.join(map(str, example))}; check --pass-rate-key")
+                                   f"the row has {', '.join(map(str, example))}; check --pass-rate-key")
         value = example[key]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
@@ -115,7 +115,7 @@ def prepare(args):
     options = loader.options(args)
     keys = dict(question=options["question_key"], answer=options["answer_key"], image=options["image_key"])
     examples, skipped, rows = loader.read_examples(args.data, args.split, args.skip_bad_examples, options["image_dir"],
-                                                 keys, options["max_images"], rows_too=True)
+                                                   keys, options["max_images"], rows_too=True)
     loader.report_skipped(args.data, skipped)
     if args.pass_rate_key:
         rates, has_rate = pass_rates_from_column(examples, rows, args.pass_rate_key)
@@ -126,7 +126,7 @@ def prepare(args):
     keep = has_rate & difficulty.mixed_outcomes(rates)
     if not keep.any():
         raise loader.DataError(args.data, "no question has a pass rate strictly between 0 and 1",
-                             "nothing to write: with --group-size larger, some may")
+                               "nothing to write: with --group-size larger, some may")
     kept = [{**portable_row(record, example, keys, where), "pass_rate": float(rate)}
             for (where, record), example, rate, k in zip(rows, examples, rates, keep) if k]
     write_parquet(kept, args.output)

@@ -61,7 +61,7 @@ def read_benchmark_rows(path, columns=None):
             missing = [c for c in columns or () if c not in schema.names]
             if missing:
                 raise loader.DataError(file, f"missing column{'s' * (len(missing) > 1)} " + ", ".join(missing),
-                                     "has " + ", ".join(schema.names))
+                                       "has " + ", ".join(schema.names))
             table = pq.read_table(file, columns=list(columns) if columns else None)
         except (OSError, ValueError) as error:
             if isinstance(error, loader.DataError):
@@ -169,11 +169,11 @@ def check_ids(benchmark, rows, responses, path):
     unknown = [i for i in responses if i not in known]
     if unknown:
         raise loader.DataError(path, f"{len(unknown)} id{'s' * (len(unknown) > 1)} not in the {benchmark} data",
-                             few(unknown))
+                               few(unknown))
     missing = [row["_id"] for row in rows if row["_id"] not in responses]
     if missing:
         raise loader.DataError(path, f"{len(missing)} item{'s' * (len(missing) > 1)} of the {benchmark} data "
-                                   "without a response", few(missing))
+                                     "without a response", few(missing))
 
 
 def same_samples(group_name, items, correct, path):
@@ -181,7 +181,7 @@ def same_samples(group_name, items, correct, path):
     counts = {item: len(correct[item]) for item in items}
     if len(set(counts.values())) > 1:
         raise loader.DataError(path, f"{group_name}: its items have different numbers of samples",
-                             ", ".join(f"{item}: {n}" for item, n in counts.items()))
+                               ", ".join(f"{item}: {n}" for item, n in counts.items()))
 
 
 def dynamath_worst_case(rows, correct, path):
@@ -207,7 +207,7 @@ def wemath_metrics(rows, correct, path):
         expected = {f"{steps}steps_{i}" for i in range(1, steps + 1)} | {f"{steps}steps_multi"}
         if steps < 2 or set(keys) != expected:
             raise loader.DataError(path, f"WeMath ID {problem} has keys {', '.join(sorted(keys))}",
-                                 "a problem needs its one-step keys Nsteps_1 .. Nsteps_N and Nsteps_multi")
+                                   "a problem needs its one-step keys Nsteps_1 .. Nsteps_N and Nsteps_multi")
         same_samples(f"WeMath ID {problem}", keys.values(), correct, path)
         grouped.append(([correct[keys[f"{steps}steps_{i}"]] for i in range(1, steps + 1)],
                         correct[keys[f"{steps}steps_multi"]]))

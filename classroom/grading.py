@@ -128,7 +128,9 @@ def is_local(module, local):
 def local_modules(folder):
     """What the graded code and the tests call their own: the graded folder's modules and packages, this
     checkout's (never to be imported in the parent: a child must import the graded folder's) and the tests'."""
-    return project_modules(folder) | project_modules(HERE) | project_modules(os.path.join(HERE, "tests"))
+    tests = {name[:-3] for _, _, names in os.walk(os.path.join(HERE, "tests")) for name in names
+             if name.endswith(".py")}  # tests/ and its folders: test modules are imported by their file names
+    return project_modules(folder) | project_modules(HERE) | tests
 
 
 def _source_files(folder):

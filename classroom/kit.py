@@ -40,8 +40,6 @@ NOT_IMPLEMENTED = "NotImplementedError: exercise "  # how a blanked body's error
 FOLDER_TIMEOUTS = 20  # a folder's tests are stopped after this many --timeout (a check stuck where no signal reaches)
 
 
-
-
 class ClassroomError(Exception):
     """A usage problem worth one line, not a traceback (unknown exercise, output folder not empty, ...)."""
 

@@ -165,7 +165,7 @@ def _parquet_rows(path):
                     yield f"{path}:{number}", record
         except (pyarrow.ArrowException, OSError) as error:  # a damaged file can fail past its header
             raise DataError(f"{path}:{number + 1}", "unreadable parquet data",
-                                 str(error).splitlines()[0]) from None
+                            str(error).splitlines()[0]) from None
 
     return parquet.metadata.num_rows, rows()
 
@@ -213,7 +213,7 @@ def fetch_from_hub(repo_id, split, spec):
         data_files = [f for f in files if f.endswith(DATA_EXTENSIONS)]
         if not data_files:
             raise DataError(spec, "the dataset has no data files",
-                                 f"looked for {', '.join(DATA_EXTENSIONS)} files")
+                            f"looked for {', '.join(DATA_EXTENSIONS)} files")
         preferred = next(e for e in DATA_EXTENSIONS if any(f.endswith(e) for f in data_files))
         chosen = split_files([f for f in data_files if f.endswith(preferred)], split, spec)
         archives = [f for f in files if f.endswith(ARCHIVE_EXTENSIONS) and "/" not in f]
@@ -269,7 +269,7 @@ def extract_zip(archive, destination):
             for member, target in zip(members, targets):
                 if os.path.commonpath([base, target]) != base:
                     raise DataError(archive, "unsafe archive",
-                                         f"member {member.filename!r} would land outside the folder")
+                                    f"member {member.filename!r} would land outside the folder")
             print(f"extracting {archive} into {destination} (once)")
             for member, target in zip(members, targets):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -284,7 +284,7 @@ def extract_zip(archive, destination):
     except (OSError, zipfile.BadZipFile) as error:
         shutil.rmtree(temporary, ignore_errors=True)
         raise DataError(archive, "cannot extract the image archive",
-                             f"{error}; unzip it yourself and pass the folder with --image-dir") from None
+                        f"{error}; unzip it yourself and pass the folder with --image-dir") from None
     except DataError:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

@@ -6,7 +6,7 @@ Qwen3VLForConditionalGeneration, Qwen2Tokenizer, the Qwen2-VL image processor wi
 size and normalisation, each family's chat template) with tiny sizes, and save them with `save_pretrained`.
 `--model <that folder>` then goes through exactly the loading code a real checkpoint does.
 
-    python -m demo.tiny_model --output-dir tiny-qwen2-vl      # or: python demo/tiny_model.py ...
+    python -m demo.tiny_model --output-dir tiny-qwen2-vl
     python -m demo.tiny_model --arch qwen3_vl --output-dir tiny-qwen3-vl
 """
 
@@ -175,7 +175,8 @@ def build_tiny_vit(output_dir, seed=0, num_labels=10):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m demo.tiny_model", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES, help="the architecture (model_type)")

@@ -133,12 +133,12 @@ def load_optimizer_shard(checkpoint):
     path = os.path.join(checkpoint, f"optimizer-{distributed.rank()}.pt")
     if not os.path.isfile(path):
         raise loader.DataError(checkpoint, "not a checkpoint of this --fsdp run",
-                             f"no optimizer-{distributed.rank()}.pt: written without --fsdp, or by fewer processes")
+                               f"no optimizer-{distributed.rank()}.pt: written without --fsdp, or by fewer processes")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)  # fsdp.load_optimizer_shard places it
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise loader.DataError(checkpoint, "not a fast-grpo trainer state", f"{os.path.basename(path)}: "
-                             + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
+                               + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
 
 
 def checkpoint_problem(path):
@@ -208,8 +208,8 @@ def load_trainer_state(checkpoint):
             manifest = json.load(f)
     if manifest.get("format", 1) < STATE_FORMAT:
         raise loader.DataError(checkpoint, "written by an earlier version of fast-grpo", "its trainer_state.pt needs "
-                             "unpickling, which --resume no longer does; its weights still load: start a new run "
-                             "with --model " + checkpoint)
+                               "unpickling, which --resume no longer does; its weights still load: start a new run "
+                               "with --model " + checkpoint)
     try:
         state = torch.load(os.path.join(checkpoint, "trainer_state.pt"), map_location="cpu", weights_only=True)
         state["args"] = json.loads(state["args"])
@@ -217,7 +217,7 @@ def load_trainer_state(checkpoint):
             raise ValueError(f"format {state['format']!r}")
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError) as error:
         raise loader.DataError(checkpoint, "not a fast-grpo trainer state", "trainer_state.pt: "
-                             + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
+                               + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]) from None
     return state
 
 
@@ -226,4 +226,4 @@ def check_resume_args(saved, args, checkpoint):
     for key in SAME_RUN_KEYS:
         if saved.get(key) != getattr(args, key):
             raise loader.DataError(checkpoint, "resumed with different arguments",
-                                 f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")
+                                   f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")

@@ -23,7 +23,7 @@ def build_parser(args_class, description):
     return parser
 
 
-def parse(args_class, argv, description, presets=methods.METHODS):
+def parse(args_class, argv, description, presets):
     """Command line -> `args_class`. A switch the user did not set comes from the model's defaults
     (methods.DEMO_DEFAULTS for the shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then
     from the method's preset in `presets`; then the combination is checked (one line and exit code 2 if bad)."""
@@ -80,9 +80,9 @@ def problems(args):
     ]
 
 
-def describe_settings(args, presets=methods.METHODS):
-    """The first lines of a run: the model's defaults it used, and every setting that differs from the method
-    preset, with the reason (a flag, or the demo model's default)."""
+def describe_settings(args, presets):
+    """The first lines of a run: the model's defaults it used, and every setting that differs from its method's
+    preset in `presets`, with the reason (a flag, or the demo model's default)."""
     is_demo = methods.is_demo(args.model)
     model_defaults = methods.DEMO_DEFAULTS if is_demo else methods.PAPER_DEFAULTS
     source = "the demo model's defaults (docs/demo.md)" if is_demo else "the paper's defaults (docs/paper.md §1)"

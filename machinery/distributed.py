@@ -72,17 +72,17 @@ def my_questions(num_questions):
 
 def rows_for_update(rows, responses, rollout, group_size, equal_rows=False):
     """What this process's policy update gets, given the rows of its kept responses (the step decides which): the
-    `responses` dict (completion_ids, response_mask, advantages, kl_coef) with `totals`, the number of rows and of
-    response tokens of the whole update, every process's (each micro-batch's loss is weighted by its share of those),
-    and padded for torchrun where it must be. Returns (rows, responses).
+    `responses` dict (completion_ids, response_mask, advantages, kl_coef) with `total_rows` and `total_tokens`, the
+    rows and response tokens of the whole update, every process's (each micro-batch's loss is weighted by its share
+    of those), and padded for torchrun where it must be. Returns (rows, responses).
 
     DDP needs a backward pass from every process, so a process that kept no group while others did gets one group
     with an empty response mask, zero advantages and zero KL coefficients: it runs the passes and teaches nothing.
     `equal_rows` (FSDP, whose every forward pass gathers weights with all processes): every process is padded with
     such rows to the largest number of rows, so that all run the same number of micro-batches. A padded row adds 0
-    to a micro-batch's loss, and the shares (of `totals`, which count real rows only) keep the gradient exact.
+    to a micro-batch's loss, and the shares (of the totals, which count real rows only) keep the gradient exact.
     """
-    responses = dict(responses, totals=(total(len(rows)), total(responses["response_mask"].sum())))
+    responses = dict(responses, total_rows=total(len(rows)), total_tokens=total(responses["response_mask"].sum()))
     width = int(maximum(len(rows))) if equal_rows else max(len(rows), group_size)
     padding = np.arange(width - len(rows)) % len(rollout["response_mask"]) if len(rows) < width and (
         equal_rows or len(rows) == 0) else np.arange(0)

@@ -45,8 +45,9 @@ class Run:
     validation: list = None  # --eval-data's first --eval-size items, evaluated every --eval-every steps
 
 
-def start(args, settings_lines=(), validation=None):
-    """Build the Run: join torchrun's group, seed, check and load data and models, restore a checkpoint if asked."""
+def start(args, settings_lines=(), load_validation=None):
+    """Build the Run: join torchrun's group, seed, check and load data and models, restore a checkpoint if asked.
+    `load_validation(args)`: --eval-data's items (eval.load_validation), checked before any model loads."""
     device = distributed.setup(loading.pick_device(args.device))  # under torchrun: this process's GPU (or CPU)
     main_process = distributed.rank() == 0  # the one that prints, logs and saves
     random.seed(args.seed)
@@ -61,6 +62,7 @@ def start(args, settings_lines=(), validation=None):
     state = checkpoints.load_trainer_state(checkpoint) if checkpoint else None  # tensors and plain data only
     if state:
         checkpoints.check_resume_args(state["args"], args, checkpoint)
+    validation = load_validation(args) if load_validation else None  # checked up front like the training data
     processor = loading.load_processor(args.model, args.max_pixels)
     policy, reference = load_models(args, checkpoint, dtype, device)
     policy.train()
@@ -104,7 +106,6 @@ def load_models(args, checkpoint, dtype, device):
             policy = lora.add_adapters(base, args.lora_rank, args.lora_alpha, args.lora_targets)
         if checkpoint:
             lora.load_adapter_weights(policy, checkpoint)
-        reference = None  # the policy itself, once it is final (returned below)
     else:
         policy = loading.load_model(checkpoint or args.model, torch.float32, device)
         reference = None if args.fsdp else load_reference(args, dtype, device)  # FSDP: once the policy is sharded
@@ -116,8 +117,11 @@ def load_models(args, checkpoint, dtype, device):
             policy.enable_input_require_grads()
     if args.fsdp:  # 1/N of every weight on each process; the optimizer sees only this process's shards
         policy = fsdp.shard(policy, dtype)  # before the reference is loaded: one full model at a time on the GPU
-        reference = None if args.lora_rank else fsdp.shard(load_reference(args, dtype, device), dtype)
-    return policy, policy if args.lora_rank else reference
+        if not args.lora_rank:
+            reference = fsdp.shard(load_reference(args, dtype, device), dtype)
+    if args.lora_rank:
+        reference = policy  # read with its adapters off: the frozen base, no second copy
+    return policy, reference
 
 
 def load_reference(args, dtype, device):
@@ -131,7 +135,7 @@ def restore(run, state, args):
     rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per process
     if len(rng) != distributed.world_size():  # each process must continue its own random stream
         raise loader.DataError(run.checkpoint, "resumed with a different number of processes",
-                             f"{len(rng)} when it was saved, {distributed.world_size()} now")
+                               f"{len(rng)} when it was saved, {distributed.world_size()} now")
     if args.fsdp:
         fsdp.load_optimizer_shard(run.optimizer, checkpoints.load_optimizer_shard(run.checkpoint))
     else:

@@ -3,7 +3,7 @@
 Written for this project in each dataset's own format (not copied rows): the gold as the dataset stores it,
 the answer as a policy writes it inside <answer>...</answer>, and what a careful grader says (1 correct,
 0 wrong). Near misses, hedges, lists against single values and letters with their text are included.
-Used by tests/test_answer_cases.py and by tools/measure_answers.py (which also scores math-verify and
+Used by tests/answer_checking/test_grading.py and by tools/measure_answers.py (which also scores math-verify and
 mathruler on the same rows).
 
 Row: (source, gold, answer, expected, options); options are the row's keywords for accuracy_reward:

@@ -6,9 +6,7 @@ import shutil
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText
 
-import fast_grpo
 from helpers import run, weights
 
 METRIC_FIELDS = ["step", "reward_mean", "accuracy", "tokens_mean", "tokens_easy", "tokens_hard", "fraction_hard",

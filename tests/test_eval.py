@@ -27,7 +27,7 @@ def test_groups_by_level_else_by_own_pass_rate():
     assert evaluation.group_key(by_level, 1) == ["hard", "easy"]
     # K = 4 samples of two questions: question 0 passes 4/4, question 1 passes 1/4
     sampled = [record(1.0, 5, level=None, index=0)] * 4 + [record(float(i == 0), 5, level=None, index=1)
-                                                          for i in range(4)]
+                                                           for i in range(4)]
     assert evaluation.group_key(sampled, 4) == ["pass>=0.75"] * 4 + ["pass<=0.25"] * 4
     assert evaluation.group_key([record(1.0, 5, level=None)], 1) == ["all"]
 

@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import eval as evaluation
 import fast_grpo
 import prepare_data
-from helpers import mathvista_row, save_image, write_parquet
-from helpers import write_benchmark_parquet as write_benchmark
+from helpers import mathvista_row, save_image, write_benchmark_parquet, write_parquet
 
 
 def virl39k_folder(folder):
@@ -38,7 +37,7 @@ def test_from_virl39k_to_the_papers_table(warm_model_dir, tmp_path, capsys):
                     "--batch-size", "2", "--group-size", "2", "--max-new-tokens", "8", "--lr", "1e-3"])
     # 3. a benchmark at the start and after training, K samples at T = 1 (PAPO-Eval's protocol, shortened)
     (tmp_path / "bench").mkdir()
-    mathvista = write_benchmark(tmp_path / "bench" / "testmini-00000-of-00001.parquet", [
+    mathvista = write_benchmark_parquet(tmp_path / "bench" / "testmini-00000-of-00001.parquet", [
         mathvista_row("1", "5 cm", "multi_choice", "text", choices=["3 cm", "5 cm", "7 cm"]),
         mathvista_row("2", "7", "free_form", "integer")])
     results = {}

@@ -42,7 +42,7 @@ def noise(height, width, seed):
 def mixed_examples():
     """A two-image question (4 and 12 image tokens), a text-only one, and a one-image one (16 tokens)."""
     return [{"question": "Is <image> brighter than <image>?", "answer": "yes", "image": [noise(56, 56, 0),
-                                                                                       noise(84, 112, 1)]},
+                                                                                         noise(84, 112, 1)]},
             {"question": "What is 3+4?", "answer": "7", "image": None},
             {"question": "<image>What is 1+1?", "answer": "2", "image": noise(112, 112, 2)}]
 

@@ -141,10 +141,9 @@ def _in_subprocess(name, text, cap=60):
     code = ("import sys,time; import tools.measure_answers as m; c={'math-verify':m._math_verify,"
             "'mathruler':m._mathruler}[%r](); t=time.perf_counter(); r=c('1', sys.stdin.read(), {}); "
             "print(f'{time.perf_counter()-t:.4f} s (={r})')") % name
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(d for d in (ROOT, os.environ.get("PYTHONPATH")) if d)}
-    try:
+    try:  # python -c imports from its working directory: the repository root
         p = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=cap,
-                           env=env)
+                           cwd=ROOT)
         return p.stdout.strip() or ("error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:60])
     except subprocess.TimeoutExpired:
         return f"> {cap} s (killed)"

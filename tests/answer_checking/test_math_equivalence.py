@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from answer_checking.latex_parse import parse, screen
+from answer_checking.latex_parse import parse
 from answer_checking.math_equivalence import evaluate, expressions_equal, relations_equal
 
 

@@ -6,7 +6,6 @@ import json
 import os
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -280,8 +279,6 @@ def test_an_image_path_is_read_relative_to_the_parquet_file(tmp_path):
 
 
 def test_generation_on_the_tiny_model_and_rescoring_agree(tiny_model_dir, tmp_path, mathvista):
-    import vlm
-
     data_path = write_benchmark_parquet(tmp_path / "two.parquet", pq.read_table(mathvista).to_pylist()[:2])
     responses, out = tmp_path / "tiny.jsonl", tmp_path / "tiny.json"
     evaluation.main(["--benchmark", "mathvista", "--data", data_path, "--model", tiny_model_dir, "--max-new-tokens",

@@ -3,16 +3,11 @@
 Each builder below writes a few rows in one schema, with the column names and value types of the real data set.
 """
 
-import io
 import json
 import os
 import zipfile
 
-import numpy as np
-import pyarrow
-import pyarrow.parquet
 import pytest
-from PIL import Image
 
 from data_loading import loader
 import fast_grpo
@@ -30,7 +25,7 @@ def sharegpt_rows(folder):
 def llava_rows(image_folder):
     """LLaVA: conversations with from/value (human, gpt) and one image path, relative to an image folder."""
     return [{"id": "000000033471", "image": save_image(image_folder, "coco/train2017/000000033471.jpg", 30,
-                                                      fmt="JPEG"),
+                                                       fmt="JPEG"),
              "conversations": [{"from": "human", "value": "<image>\nWhat colour is the bus?"},
                                {"from": "gpt", "value": "white"}, {"from": "human", "value": "And the sky?"},
                                {"from": "gpt", "value": "blue"}]}]

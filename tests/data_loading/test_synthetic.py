@@ -59,7 +59,7 @@ def test_jsonl_export_round_trips_through_the_loader(tmp_path):
     assert skipped == {} and len(examples) == 6
     for item, example in zip(items, examples):
         assert (example["question"], example["answer"], example["level"]) == (item["question"], item["answer"],
-                                                                               item["level"])
+                                                                              item["level"])
         assert np.array_equal(np.asarray(loader.load_image(example["image"])), np.asarray(item["image"]))
 
 
