@@ -280,7 +280,7 @@ def training_step(run, step, args):
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
 
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
-    stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0)
+    stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0, entropy=None)
     if shaped["keep"].any():  # kept anywhere: under torchrun every process takes part in the update
         rows = np.flatnonzero(np.repeat(kept_here, group_size))  # the responses to the kept questions
         responses = dict(completion_ids=rollout["completion_ids"][rows], response_mask=rollout["response_mask"][rows],
@@ -323,15 +323,15 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
     (rows, T), advantages, kl_coef (rows,), and total_rows and total_tokens, the rows and response tokens of the
     whole update (every process's under torchrun). Rows go through the model `micro_batch_size` at a time, each micro-batch's loss
     weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the whole batch's.
-    Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates.
+    Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates, entropy.
     """
     device = next(trainer.parameters()).device
     micro_batches = split_micro_batches(prompts, responses, micro_batch_size, aggregation, device)
 
-    def logprobs(model, mb, work="the update's forward pass"):
+    def logprobs(model, mb, work="the update's forward pass", entropy=False):
         stopping.doing(work, len(mb["rows"]), mb["tokens"])
         return vlm.token_logprobs(model, vlm.take_rows(prompts, mb["rows"]), mb["completion_ids"],
-                                  mb["response_mask"], temperature, suppress_ids)
+                                  mb["response_mask"], temperature, suppress_ids, entropy)
 
     with torch.no_grad():
         with lora.adapters_off(reference):  # LoRA: the reference is the base model, the adapters switched off
@@ -340,19 +340,19 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
         old_logp = [logprobs(trainer, mb, "the policy's forward pass") for mb in micro_batches] \
             if updates_per_batch > 1 else None
 
-    stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0)
+    stats = dict(loss=0.0, kl=0.0, clip_fraction=0.0, grad_norm=0.0, skipped_updates=0, entropy=0.0)
     for _ in range(updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
-        sums = dict(loss=0.0, kl=0.0, clipped=0.0)  # this update's statistics, added over the micro-batches
+        sums = dict(loss=0.0, kl=0.0, clipped=0.0, entropy=0.0)  # this update's statistics, over the micro-batches
         for i, mb in enumerate(micro_batches):
             with distributed.syncing(trainer, last=i == len(micro_batches) - 1):  # forward and backward inside
-                logp = logprobs(trainer, mb)
+                logp, entropy = logprobs(trainer, mb, entropy=True)
                 old = old_logp[i] if old_logp is not None else logp.detach()
                 loss = grpo_loss(logp, old, ref_logp[i], mb["advantages"], mb["mask"], mb["kl_coef"], eps_low,
                                  eps_high, aggregation) * mb["share"]  # weighted by its share of the whole update
                 stopping.doing("the update's backward pass", len(mb["rows"]), mb["mask"].shape[1])
                 loss.backward()
-            add_statistics(sums, loss, logp, old, ref_logp[i], mb["mask"], eps_low, eps_high)
+            add_statistics(sums, loss, logp, old, ref_logp[i], entropy, mb["mask"], eps_low, eps_high)
         sums = {key: distributed.total(value) for key, value in sums.items()}  # every process's micro-batches
         params = [p for p in trainer.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
@@ -388,9 +388,11 @@ def split_micro_batches(prompts, responses, micro_batch_size, aggregation, devic
     return micro_batches
 
 
-def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, mask, eps_low, eps_high):
-    """Adds a micro-batch's share of the loss, its summed k3 KL and its clipped tokens to `sums` (logging only)."""
+def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, entropy, mask, eps_low, eps_high):
+    """Adds a micro-batch's share of the loss, and its summed k3 KL, clipped tokens and policy entropy over the
+    response tokens to `sums` (logging only)."""
     with torch.no_grad():
+        sums["entropy"] += float(torch.where(mask, entropy, 0.0).sum())
         sums["loss"] += float(weighted_loss) / distributed.world_size()
         sums["kl"] += float(torch.where(mask, k3_kl(logp, ref_logp), 0.0).sum())
         ratio = torch.exp(logp - old_logp)
@@ -398,14 +400,15 @@ def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, mask, eps_low,
 
 
 def record_update(stats, sums, grad_norm, finite, total_tokens, updates_per_batch):
-    """Adds one optimizer step's statistics to the update's means (KL and clip fraction per response token); a
-    skipped step (not `finite`) is counted in skipped_updates."""
+    """Adds one optimizer step's statistics to the update's means (KL, clip fraction and entropy per response
+    token); a skipped step (not `finite`) is counted in skipped_updates."""
     total_tokens = max(total_tokens, 1.0)
     stats["skipped_updates"] += 0 if finite else 1
     stats["loss"] += sums["loss"] / updates_per_batch
     stats["grad_norm"] += grad_norm / updates_per_batch
     stats["kl"] += sums["kl"] / total_tokens / updates_per_batch
     stats["clip_fraction"] += sums["clipped"] / total_tokens / updates_per_batch
+    stats["entropy"] += sums["entropy"] / total_tokens / updates_per_batch
 
 
 # ==========================================================================================================

@@ -5,8 +5,11 @@ Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny ch
 (demo/tiny_model.py): same classes, same processor, same chat template. Loading them is machinery/loading.py.
 """
 
+import os
+
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 from transformers import GenerationConfig
 
 from data_loading import loader
@@ -176,11 +179,18 @@ def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, 
     return result
 
 
-def token_logprobs(model, inputs, completion_ids, response_mask, temperature, suppress_ids):
-    """Per-token log-probs of the completions under `model`, by one forward pass: (N, T) float32.
+# float32 logits a chunk of positions may hold (the whole vocabulary each); tests set it small
+LOGITS_CHUNK_BYTES = int(os.environ.get("FAST_GRPO_LOGITS_CHUNK_BYTES", 256 * 2**20))
 
-    Same distribution as `sample`: logits / temperature, vision tokens masked out. Prompt rows are
-    left-padded, so all completions start at the same column and one slice serves every row.
+
+def token_logprobs(model, inputs, completion_ids, response_mask, temperature, suppress_ids, entropy=False):
+    """Per-token log-probs of the completions under `model`: (N, T) float32; with `entropy`, also each position's
+    entropy of the policy (N, T), without gradient. Same distribution as `sample` (completion_logprobs).
+
+    One forward pass gives the final hidden states (prompt rows are left-padded, so all completions start at the
+    same column); the output layer then runs on a chunk of positions at a time, each chunk's float32 logits at most
+    LOGITS_CHUNK_BYTES and recomputed in the backward pass: the micro-batch's (rows x positions x vocabulary) logits
+    are never held at once. A micro-batch under that size is one chunk, computed exactly as a whole forward would.
     """
     device = next(model.parameters()).device  # also when model is wrapped in DistributedDataParallel
     num_tokens = completion_ids.shape[1]
@@ -188,14 +198,45 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)
     # a batch of text-only rows has no pixel_values
     images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}
-    logits = model(
-        input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
-        attention_mask=attention_mask.to(device),
-        mm_token_type_ids=mm_token_type_ids.to(device),
-        **images,
-        logits_to_keep=num_tokens + 1,  # only the positions that predict completion tokens
-        use_cache=False,
-    ).logits[:, :-1].float()
+    hidden = final_hidden_states(model, input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
+                                 attention_mask=attention_mask.to(device),
+                                 mm_token_type_ids=mm_token_type_ids.to(device), **images)
+    hidden = hidden[:, -(num_tokens + 1):]  # the positions that predict the completion tokens, and the last one
+    base = getattr(model, "module", model)  # DistributedDataParallel's model; a PEFT model answers for its base
+    head = getattr(base, "output_logits", None) or base.get_output_embeddings()  # FSDP: fsdp.shard registers one
+    per_chunk = max(1, LOGITS_CHUNK_BYTES // (4 * len(hidden) * base.config.get_text_config().vocab_size))
+    recompute = num_tokens > per_chunk and torch.is_grad_enabled()  # several chunks: keep none for the backward
+    chunks = []
+    for start in range(0, num_tokens, per_chunk):  # a chunk's hidden states reach one past it: it predicts its end
+        args = (head, hidden[:, start:start + per_chunk + 1], completion_ids[:, start:start + per_chunk].to(device),
+                temperature, suppress_ids, entropy)
+        chunks.append(checkpoint(completion_logprobs, *args, use_reentrant=False) if recompute
+                      else completion_logprobs(*args))
+    logp = torch.cat([chunk[0] for chunk in chunks], dim=1)
+    return (logp, torch.cat([chunk[1] for chunk in chunks], dim=1)) if entropy else logp
+
+
+def completion_logprobs(head, hidden, completion_ids, temperature, suppress_ids, entropy=False):
+    """The log-prob of each completion token (and the entropy at its position, or None) from the final hidden states
+    `hidden` (N, T + 1, H) of the positions before it and one more, through the output layer `head`: logits /
+    temperature with the vision tokens masked out, the distribution `sample` draws from."""
+    logits = head(hidden)[:, :-1].float()  # the logit at position t predicts token t + 1
     logits = logits / (temperature if temperature > 0 else 1.0)
     logits[..., suppress_ids] = float("-inf")
-    return logits.log_softmax(-1).gather(-1, completion_ids.to(device).unsqueeze(-1)).squeeze(-1)
+    logp = logits.log_softmax(-1)
+    with torch.no_grad():  # -sum p log p, where p log p is 0 for p = 0 (a masked token's log-prob is -inf)
+        token_entropy = -torch.special.xlogy(logp.exp(), logp.exp()).sum(-1) if entropy else None
+    return logp.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1), token_entropy
+
+
+def final_hidden_states(model, **inputs):
+    """The language model's last hidden states (rows, positions, H) from a forward pass through `model` itself (its
+    DDP or LoRA wrapper included), caught by a hook on its decoder; the forward computes one position's logits."""
+    caught = []
+    decoder = getattr(model, "module", model).get_decoder()  # DDP's model; a PEFT model answers for its base
+    hook = decoder.register_forward_hook(lambda module, args, output: caught.append(output[0]))
+    try:
+        model(**inputs, logits_to_keep=1, use_cache=False)
+    finally:
+        hook.remove()
+    return caught[-1]

@@ -53,14 +53,16 @@ EXERCISES = [
                "test_gradient_is_reinforce_with_mu_1_and_no_kl",
                "test_padding_with_minus_infinity_log_probs_does_not_poison_the_loss")),
     Exercise(
-        "token-logprobs", ("vlm.token_logprobs",), "§1 (log-probs)", 4, 45, "grpo-loss; a causal LM's logits",
-        "completion_ids, response_mask: (N, T) -> float32 (N, T), the log-prob of each completion token under "
-        "the model, from one forward pass over the prompt rows of `inputs` (left-padded) followed by the "
-        "completions: model(input_ids=..., attention_mask=..., mm_token_type_ids=..., pixel_values=..., "
-        "image_grid_thw=...), the masks extended over the completion (its mm_token_type_ids are 0). The logit "
-        "at position t predicts token t + 1. The test samples at temperatures 1.0 and 0.7 and checks that your "
-        "log-probs equal the ones `generate` sampled with, to 1e-4.",
-        _tests("test_vlm.py", "test_training_logprobs_match_generate_scores")),
+        "token-logprobs", ("vlm.completion_logprobs",), "§1 (log-probs)", 4, 45, "grpo-loss; a causal LM's logits",
+        "head: the model's output layer (hidden states -> logits); hidden: (N, T + 1, H), the final hidden states "
+        "of the positions before each of the T completion tokens and one more; completion_ids: (N, T) -> "
+        "(float32 log-probs (N, T), entropies (N, T) or None). The logit at position t predicts token t + 1; "
+        "divide by the temperature (0 counts as 1) and mask the vision tokens (suppress_ids) with -inf, as "
+        "`sample` does. With entropy=True also return -sum p log p at each position, without gradient (p log p "
+        "is 0 where p is 0). The tests sample at temperatures 1.0 and 0.7 and check that your log-probs equal "
+        "the ones `generate` sampled with, to 1e-4, and the entropy against the whole logits.",
+        _tests("test_vlm.py", "test_training_logprobs_match_generate_scores",
+               "test_entropy_is_the_policys_at_each_position")),
     Exercise(
         "thinking-reward", ("rewards.thinking_reward",), "Eq. 4 (§3)", 3, 30, "numpy boolean masks",
         "lengths, correct, hard: one value per response of the batch -> float64 array of r_t. The tests "

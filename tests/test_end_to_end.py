@@ -1,6 +1,7 @@
 """Two training steps of every method on the warm-started tiny model, checkpoints and resume."""
 
 import json
+import math
 import os
 import shutil
 
@@ -11,7 +12,7 @@ from helpers import run, weights
 
 METRIC_FIELDS = ["step", "reward_mean", "accuracy", "tokens_mean", "tokens_easy", "tokens_hard", "fraction_hard",
                  "fraction_kept", "fraction_truncated", "kl", "kl_coef_mean", "clip_fraction", "loss", "grad_norm",
-                 "seconds"]
+                 "entropy", "seconds"]
 
 
 @pytest.mark.parametrize("method", ["fast", "grpo", "thinking", "no-thinking", "think-after-answer",
@@ -23,6 +24,9 @@ def test_two_steps_train_log_and_checkpoint(method, warm_model_dir, dataset, tmp
     updated = [m for m in metrics if m["loss"] is not None]
     assert updated, "no step had a group with differing rewards: the warm start is too weak"
     assert all(m["grad_norm"] > 0 for m in updated)
+    # the policy's mean entropy per response token: positive, and below the uniform distribution's log(vocabulary)
+    vocabulary = json.load(open(os.path.join(warm_model_dir, "config.json")))["text_config"]["vocab_size"]
+    assert all(0 < m["entropy"] < math.log(vocabulary) for m in updated)
     # no weight decay here: parameters move only through the GRPO gradient
     before, after = weights(warm_model_dir), weights(tmp_path / "checkpoint-2")
     assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -76,6 +76,59 @@ def test_training_logprobs_match_generate_scores(tiny_model_dir, dataset):
         assert not torch.isin(out["completion_ids"], torch.tensor(suppress)).any()
 
 
+def logprobs_and_gradients(model, inputs, out, suppress, entropy=False):
+    """token_logprobs of the sampled completions, and the gradient of their masked sum for every weight."""
+    model.zero_grad(set_to_none=True)
+    result = vlm.token_logprobs(model, inputs, out["completion_ids"], out["response_mask"], 0.7, suppress, entropy)
+    logp = result[0] if entropy else result
+    torch.where(out["response_mask"], logp, 0.0).sum().backward()
+    return result, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_chunked_logprobs_equal_the_whole_micro_batchs(tiny_model_dir, dataset, monkeypatch):
+    """A logits budget of 5 positions a chunk (the output layer run 3 times over 12 positions, each chunk recomputed
+    in the backward pass) gives the log-probs, entropies and every weight's gradient of one chunk."""
+    processor, model = load(tiny_model_dir)
+    torch.manual_seed(0)
+    inputs = vlm.take_rows(encode_two_questions(processor, dataset), [0, 0, 1, 1])
+    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    out = vlm.sample(model, processor, inputs, 12, 1.0, suppress, eos)
+    (whole, whole_entropy), whole_grads = logprobs_and_gradients(model, inputs, out, suppress, entropy=True)
+    original, calls = vlm.completion_logprobs, []
+    monkeypatch.setattr(vlm, "completion_logprobs", lambda *args: calls.append(args[1].shape[1]) or original(*args))
+    monkeypatch.setattr(vlm, "LOGITS_CHUNK_BYTES", 4 * 4 * model.config.text_config.vocab_size * 5)  # 4 rows x 5
+    (chunked, chunked_entropy), chunked_grads = logprobs_and_gradients(model, inputs, out, suppress, entropy=True)
+    assert out["completion_ids"].shape[1] == 12 and calls[:3] == [6, 6, 3]  # 5 + 5 + 2 positions, each + 1
+    assert sorted(calls[3:]) == [3, 6, 6]  # each chunk again in the backward pass (in reverse order)
+    assert torch.allclose(chunked, whole, atol=1e-6) and torch.allclose(chunked_entropy, whole_entropy, atol=1e-6)
+    assert whole_grads.keys() == chunked_grads.keys() and len(whole_grads) == len(list(model.parameters()))
+    for name, grad in whole_grads.items():
+        assert torch.allclose(chunked_grads[name], grad, atol=1e-6, rtol=1e-5), name
+
+
+def test_entropy_is_the_policys_at_each_position(tiny_model_dir, dataset):
+    """-sum p log p of the distribution `sample` draws from (temperature 0.7, vision tokens masked: their p log p is
+    0, not NaN), from the whole logits of an ordinary forward pass."""
+    processor, model = load(tiny_model_dir)
+    torch.manual_seed(1)
+    inputs = vlm.take_rows(encode_two_questions(processor, dataset), [0, 1])
+    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    out = vlm.sample(model, processor, inputs, 8, 0.7, suppress, eos)
+    with torch.no_grad():
+        _, entropy = vlm.token_logprobs(model, inputs, out["completion_ids"], out["response_mask"], 0.7, suppress,
+                                        entropy=True)
+        logits = model(input_ids=torch.cat([inputs["input_ids"], out["completion_ids"]], 1),
+                       attention_mask=torch.cat([inputs["attention_mask"], out["response_mask"].long()], 1),
+                       mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], 0 * out["completion_ids"]], 1),
+                       pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"]).logits
+    logits = logits[:, -9:-1].double() / 0.7
+    logits[..., suppress] = float("-inf")
+    p = logits.softmax(-1)
+    expected = -(p[p > 0] * p[p > 0].log()).sum() / p.shape[0] / p.shape[1]
+    assert torch.isfinite(entropy).all() and entropy.shape == out["completion_ids"].shape
+    assert abs(float(entropy.double().mean()) - float(expected)) < 1e-5
+
+
 def test_checkpoint_round_trip(tiny_model_dir, tmp_path):
     processor, model = load(tiny_model_dir)
     model.save_pretrained(tmp_path)

@@ -169,11 +169,20 @@ def with_text_only(dataset, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("aggregation, keep, text_only, sharded", [
-    ("seq", [True, True, False, False], False, True), ("token", [True, False, True, True], False, True),
-    ("seq", [True, True, True, True], True, True), ("seq", [True, True, True, True], True, False)])
+@pytest.mark.parametrize("aggregation, keep, text_only, sharded, chunked", [
+    ("seq", [True, True, False, False], False, True, False), ("token", [True, False, True, True], False, True, False),
+    ("seq", [True, True, True, True], True, True, False), ("seq", [True, True, True, True], True, False, False),
+    ("token", [True, False, True, True], False, True, True), ("seq", [True, True, False, False], False, False, True)])
 def test_fsdp_and_ddp_with_text_only_rows_take_the_step_of_one_process(warm_model_dir, dataset, with_text_only,
-                                                                       tmp_path, aggregation, keep, text_only, sharded):
+                                                                       tmp_path, monkeypatch, aggregation, keep,
+                                                                       text_only, sharded, chunked):
+    """`chunked`: the output layer on 5 positions at a time (vlm.LOGITS_CHUNK_BYTES, set through the environment for
+    the spawned processes), under FSDP through the root's registered method, each chunk recomputed in backward."""
+    if chunked:
+        vocabulary = json.load(open(os.path.join(warm_model_dir, "config.json")))["text_config"]["vocab_size"]
+        chunk_bytes = 4 * 1 * vocabulary * 5  # float32 logits of one row (a micro-batch) x 5 positions
+        monkeypatch.setattr(fast_grpo.vlm, "LOGITS_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setenv("FAST_GRPO_LOGITS_CHUNK_BYTES", str(chunk_bytes))
     data_path = with_text_only if text_only else dataset
     alone = one_update(warm_model_dir, data_path, aggregation, keep)
     mp.spawn(update_process, args=(2, free_port(), str(tmp_path), warm_model_dir, data_path, aggregation, keep,

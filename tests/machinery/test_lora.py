@@ -51,6 +51,35 @@ def test_adapters_off_is_the_base_model_and_adapters_on_is_not(tiny_model_dir):
     assert trainable and all(".lora_A." in name or ".lora_B." in name for name in trainable)
 
 
+def test_chunked_logprobs_and_adapter_gradients_equal_one_chunks(tiny_model_dir, monkeypatch):
+    """Under LoRA (a PEFT model: the decoder hook and the output layer reached through its wrapper) a logits budget of
+    3 positions a chunk gives the log-probs and the adapters' gradients of one chunk."""
+    processor = loading.load_processor(tiny_model_dir)
+    torch.manual_seed(0)
+    model = lora.add_adapters(loading.load_model(tiny_model_dir), 4, 8, lora.DEFAULT_TARGETS)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    inputs = vlm.take_rows(one_prompt(processor), [0, 0])
+    ids = torch.tensor([[5, 9, 17, 3, 8, 11, 2], [7, 7, 12, 4, 2, 0, 0]])
+    completion = (ids, ids != 0)
+
+    def logprobs_and_gradients():
+        model.zero_grad(set_to_none=True)
+        logp = logprobs_of(model, processor, inputs, completion)
+        torch.where(completion[1], logp, 0.0).sum().backward()
+        return logp.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    whole, whole_grads = logprobs_and_gradients()
+    monkeypatch.setattr(vlm, "LOGITS_CHUNK_BYTES", 4 * 2 * model.config.text_config.vocab_size * 3)
+    chunked, chunked_grads = logprobs_and_gradients()
+    assert torch.allclose(chunked, whole, atol=1e-6)
+    assert whole_grads.keys() == chunked_grads.keys() and all(".lora_" in name for name in whole_grads)
+    for name, grad in whole_grads.items():
+        assert torch.allclose(chunked_grads[name], grad, atol=1e-6, rtol=1e-5), name
+
+
 def test_targets_are_matched_under_the_language_model_only(tmp_path):
     folder = tiny_model.build_tiny_model(str(tmp_path / "qwen2_5"), seed=0, arch="qwen2_5_vl")
     model = loading.load_model(folder)
