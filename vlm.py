@@ -220,12 +220,15 @@ def completion_logprobs(head, hidden, completion_ids, temperature, suppress_ids,
     """The log-prob of each completion token (and the entropy at its position, or None) from the final hidden states
     `hidden` (N, T + 1, H) of the positions before it and one more, through the output layer `head`: logits /
     temperature with the vision tokens masked out, the distribution `sample` draws from."""
-    logits = head(hidden)[:, :-1].float()  # the logit at position t predicts token t + 1
+    # contiguous: a bfloat16 matmul on a strided slice takes a slow path on CPUs (3-20 times slower, measured)
+    logits = head(hidden.contiguous())[:, :-1].float()  # the logit at position t predicts token t + 1
     logits = logits / (temperature if temperature > 0 else 1.0)
     logits[..., suppress_ids] = float("-inf")
     logp = logits.log_softmax(-1)
-    with torch.no_grad():  # -sum p log p, where p log p is 0 for p = 0 (a masked token's log-prob is -inf)
-        token_entropy = -torch.special.xlogy(logp.exp(), logp.exp()).sum(-1) if entropy else None
+    token_entropy = None
+    if entropy:  # -sum p log p; p log p is 0 where p = 0 (a masked token: 0 x -inf, a NaN set to 0), in place
+        with torch.no_grad():
+            token_entropy = -logp.exp().mul_(logp).nan_to_num_(0.0).sum(-1)
     return logp.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1), token_entropy
 
 

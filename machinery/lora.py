@@ -12,11 +12,13 @@ adapter in `adapter/` (loadable with PEFT's PeftModel.from_pretrained); `--resum
 """
 
 import contextlib
+import functools
+import json
 import os
 import warnings
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 ADAPTER_DIR = "adapter"  # checkpoint-N/adapter/: PEFT's adapter_config.json + adapter_model.safetensors
@@ -81,10 +83,14 @@ def adapters_off(model):
     return unwrap(model).disable_adapter() if is_lora(model) else contextlib.nullcontext()
 
 
-def merged_state_dict(model, state_dict=None):
-    """The base model's state dict with every adapter merged in, W + (alpha / r) B A, in the base model's own key
-    names. `state_dict`: the LoRA model's full state dict (under FSDP, gathered), else the model's own. Nothing in
-    the model changes (merging in place and back would round the weights), so training continues bit for bit."""
+SHARD_BYTES = 2**30  # the merged checkpoint is written in files of about this size, one at a time
+
+
+def merged_weights(model, state_dict=None):
+    """The base model's weights with every adapter merged in, W + (alpha / r) B A, in the base model's own key names,
+    as {key: function that computes the tensor}: a merged weight exists only while it is written. `state_dict`: the
+    LoRA model's full state dict (under FSDP, gathered), else the model's own. Nothing in the model changes (merging
+    in place and back would round the weights), so training continues bit for bit."""
     peft_model = unwrap(model)
     config = peft_model.peft_config["default"]
     scale = config.lora_alpha / config.r
@@ -92,27 +98,61 @@ def merged_state_dict(model, state_dict=None):
         state_dict = peft_model.get_base_model().state_dict()
     else:  # keys of the PEFT model itself: base_model.model.<the base model's key>
         state_dict = {key.removeprefix("base_model.model."): value for key, value in state_dict.items()}
+
+    def merge(weight, layer):
+        lora_a, lora_b = state_dict[f"{layer}.lora_A.default.weight"], state_dict[f"{layer}.lora_B.default.weight"]
+        with torch.no_grad():
+            return weight + ((lora_b @ lora_a) * scale).to(weight.dtype)
+
     merged = {}
-    with torch.no_grad():
-        for key, value in state_dict.items():
-            if ".lora_" in key:
+    for key, value in state_dict.items():
+        if ".lora_" in key:
+            continue
+        if ".base_layer." in key:
+            layer, _, param = key.rpartition(".base_layer.")
+            key = f"{layer}.{param}"
+            if param == "weight":
+                merged[key] = functools.partial(merge, value, layer)
                 continue
-            if ".base_layer." in key:
-                layer, _, param = key.rpartition(".base_layer.")
-                if param == "weight":
-                    lora_a = state_dict[f"{layer}.lora_A.default.weight"]
-                    lora_b = state_dict[f"{layer}.lora_B.default.weight"]
-                    value = value + ((lora_b @ lora_a) * scale).to(value.dtype)
-                key = f"{layer}.{param}"
-            merged[key] = value
+        merged[key] = functools.partial(lambda tensor: tensor, value)
     return merged
 
 
 def save(model, folder, state_dict=None):
     """folder/: the merged model (from_pretrained-loadable without PEFT); folder/adapter/: the adapter alone.
-    `state_dict`: the LoRA model's full state dict, when it had to be gathered (FSDP)."""
+    `state_dict`: the LoRA model's full state dict, when it had to be gathered (FSDP). The merged weights are
+    computed and written about SHARD_BYTES at a time, in the files, key names and format save_pretrained writes
+    (safetensors shards and their index), so saving never holds a second copy of the model."""
+    from transformers.core_model_loading import revert_weight_conversion
+    from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
     peft_model = unwrap(model)
-    peft_model.get_base_model().save_pretrained(folder, state_dict=merged_state_dict(peft_model, state_dict))
+    base = peft_model.get_base_model()
+    weights = merged_weights(peft_model, state_dict)
+    unmerged = {key: compute.args[0] for key, compute in weights.items()}  # the live tensors: no copy
+    keys = list(remove_tied_weights_from_state_dict(dict(unmerged), base))  # a tied head is saved once
+    shards, size = [[]], 0
+    for key in keys:
+        nbytes = unmerged[key].numel() * unmerged[key].element_size()
+        if shards[-1] and size + nbytes > SHARD_BYTES:
+            shards.append([])
+            size = 0
+        shards[-1].append(key)
+        size += nbytes
+    weight_map = {}
+    for number, shard in enumerate(shards, 1):
+        name = "model.safetensors" if len(shards) == 1 else f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        tensors = revert_weight_conversion(base, {key: weights[key]().contiguous() for key in shard})  # saved names
+        save_file(tensors, os.path.join(folder, name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(tensors, name))
+        del tensors  # this shard's merged weights
+    if len(shards) > 1:
+        total = sum(unmerged[key].numel() * unmerged[key].element_size() for key in keys)
+        with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+            json.dump(dict(metadata=dict(total_size=total), weight_map=weight_map), f, indent=2, sort_keys=True)
+    base.config.architectures = [type(base).__name__]
+    base.config.save_pretrained(folder)
+    base.generation_config.save_pretrained(folder)
     peft_model.save_pretrained(os.path.join(folder, ADAPTER_DIR), state_dict=state_dict)
 
 

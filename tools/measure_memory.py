@@ -13,11 +13,14 @@ passes, backward, optimizer step) and the checkpoint. Nothing is downloaded: the
 (token ids beyond it decode to nothing, which changes no memory figure).
 
 On a GPU the figures are CUDA's own counters (torch.cuda.max_memory_allocated); on a CPU the process's resident
-memory high-water mark (VmHWM of /proc/self/status, reset between phases by writing 5 to /proc/self/clear_refs),
-which counts everything the process holds, Python and the libraries included.
+memory high-water mark (VmHWM of /proc/self/status, reset between phases by writing 5 to /proc/self/clear_refs,
+after glibc's malloc_trim has returned freed memory), which counts everything the process holds, Python and the
+libraries included, and weights only once they are read: from_pretrained maps the safetensors file, so on a CPU
+the weights join the resident memory in the first phase that reads them (sampling), not in loading.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -116,8 +119,18 @@ def reset_peak():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     else:
+        release_freed_memory()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the high-water mark starts again from the current resident memory
+
+
+def release_freed_memory():
+    """Give memory the process freed back to the system (glibc keeps it otherwise, and the resident figure after a
+    phase would count what the phase freed)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the figures include freed memory
+        pass
 
 
 def current_and_peak():
@@ -134,6 +147,8 @@ def measured(record, phase, function):
         reset_peak()
         started = time.time()
         result = function(*args, **kwargs)
+        if not torch.cuda.is_available():
+            release_freed_memory()
         now, peak = current_and_peak()
         record[phase] = dict(peak_gb=round(peak, 3), after_gb=round(now, 3), seconds=round(time.time() - started, 1))
         return result

@@ -45,7 +45,7 @@ WRONG = {
          "-(surrogate + beta * k3_kl(logp, ref_logp))"),
     ],
     "token-logprobs": [
-        ("log-prob shift off by one", "head(hidden)[:, :-1]", "head(hidden)[:, 1:]"),
+        ("log-prob shift off by one", "head(hidden.contiguous())[:, :-1]", "head(hidden.contiguous())[:, 1:]"),
         ("without the temperature", "logits = logits / (temperature if temperature > 0 else 1.0)", "pass"),
         ("vision tokens not masked out", 'logits[..., suppress_ids] = float("-inf")', "pass"),
     ],

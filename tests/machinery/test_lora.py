@@ -132,6 +132,36 @@ def test_the_merged_checkpoint_computes_what_the_adapter_model_computes(lora_run
     assert torch.allclose(merged_logp, adapted_logp, atol=1e-5)
 
 
+def test_the_merged_checkpoint_is_written_a_shard_at_a_time_as_save_pretrained_writes_it(tiny_model_dir, tmp_path,
+                                                                                         monkeypatch):
+    """lora.save computes the merged weights a file at a time: in one file or in several (with save_pretrained's
+    index), the same key names, config and weights as save_pretrained of the whole merged state dict."""
+    torch.manual_seed(0)
+    model = lora.add_adapters(loading.load_model(tiny_model_dir), 4, 8, lora.DEFAULT_TARGETS)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    whole = {key: compute() for key, compute in lora.merged_weights(model).items()}
+    model.get_base_model().save_pretrained(tmp_path / "reference", state_dict=whole)
+    (tmp_path / "one").mkdir()
+    lora.save(model, str(tmp_path / "one"))
+    monkeypatch.setattr(lora, "SHARD_BYTES", 50_000)
+    (tmp_path / "shards").mkdir()
+    lora.save(model, str(tmp_path / "shards"))
+    index = json.load(open(tmp_path / "shards" / "model.safetensors.index.json"))
+    assert len(set(index["weight_map"].values())) > 3
+    reference_keys = sorted(load_file(tmp_path / "reference" / "model.safetensors"))
+    assert sorted(load_file(tmp_path / "one" / "model.safetensors")) == reference_keys == sorted(index["weight_map"])
+    assert (tmp_path / "one" / "config.json").read_text() == (tmp_path / "reference" / "config.json").read_text()
+    expected = loading.load_model(str(tmp_path / "reference")).state_dict()
+    for folder in ("one", "shards"):
+        saved = loading.load_model(str(tmp_path / folder)).state_dict()
+        assert saved.keys() == expected.keys() and all(torch.equal(saved[k], expected[k]) for k in expected), folder
+    live = model.get_base_model().state_dict()  # the adapters were merged into the file, not into the model
+    assert any(not torch.equal(whole[k.replace(".base_layer", "")], v) for k, v in live.items() if ".base_layer." in k)
+
+
 def test_a_lora_run_resumes_exactly(lora_run):
     assert [m["step"] for m in lora_run["again"]] == [1, 2, 3, 4]
     for a, b in zip(lora_run["metrics"], lora_run["again"]):
