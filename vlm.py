@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import torch
+from torch.distributed.fsdp import FSDPModule
 from torch.utils.checkpoint import checkpoint
 from transformers import GenerationConfig
 
@@ -179,7 +180,7 @@ def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, 
     return result
 
 
-# float32 logits a chunk of positions may hold (the whole vocabulary each); tests set it small
+# float32 logits a chunk of positions may hold (the whole vocabulary each); tests make it small
 LOGITS_CHUNK_BYTES = int(os.environ.get("FAST_GRPO_LOGITS_CHUNK_BYTES", 256 * 2**20))
 
 
@@ -191,20 +192,23 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     same column); the output layer then runs on a chunk of positions at a time, each chunk's float32 logits at most
     LOGITS_CHUNK_BYTES and recomputed in the backward pass: the micro-batch's (rows x positions x vocabulary) logits
     are never held at once. A micro-batch under that size is one chunk, computed exactly as a whole forward would.
+    Under FSDP the logits come from the root's forward, the whole micro-batch's at once (not chunked).
     """
     device = next(model.parameters()).device  # also when model is wrapped in DistributedDataParallel
     num_tokens = completion_ids.shape[1]
-    attention_mask = torch.cat([inputs["attention_mask"], response_mask.long()], dim=1)
-    mm_token_type_ids = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1)
-    # a batch of text-only rows has no pixel_values
-    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}
-    hidden = final_hidden_states(model, input_ids=torch.cat([inputs["input_ids"], completion_ids], dim=1).to(device),
-                                 attention_mask=attention_mask.to(device),
-                                 mm_token_type_ids=mm_token_type_ids.to(device), **images)
-    hidden = hidden[:, -(num_tokens + 1):]  # the positions that predict the completion tokens, and the last one
+    extended = {key: torch.cat([inputs[key], extra], dim=1).to(device) for key, extra in (  # prompt, then completion
+        ("input_ids", completion_ids), ("attention_mask", response_mask.long()),
+        ("mm_token_type_ids", torch.zeros_like(completion_ids)))}
+    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}  # or none
+    model_inputs = dict(extended, **images)
     base = getattr(model, "module", model)  # DistributedDataParallel's model; a PEFT model answers for its base
-    head = getattr(base, "output_logits", None) or base.get_output_embeddings()  # FSDP: fsdp.shard registers one
-    per_chunk = max(1, LOGITS_CHUNK_BYTES // (4 * len(hidden) * base.config.get_text_config().vocab_size))
+    if isinstance(base, FSDPModule):  # sharded: the output layer's weights exist only inside the root's forward
+        hidden = model(**model_inputs, logits_to_keep=num_tokens + 1, use_cache=False).logits  # the logits: one chunk
+        head, per_chunk = torch.nn.Identity(), num_tokens
+    else:  # the positions that predict the completion tokens, and the last one
+        hidden = final_hidden_states(model, **model_inputs)[:, -(num_tokens + 1):]
+        head = base.get_output_embeddings()
+        per_chunk = max(1, LOGITS_CHUNK_BYTES // (4 * len(hidden) * base.config.get_text_config().vocab_size))
     recompute = num_tokens > per_chunk and torch.is_grad_enabled()  # several chunks: keep none for the backward
     chunks = []
     for start in range(0, num_tokens, per_chunk):  # a chunk's hidden states reach one past it: it predicts its end

@@ -17,7 +17,6 @@ shard as plain tensors (optimizer-<rank>.pt, loadable with weights_only=True).
 """
 
 import contextlib
-import types
 
 import torch
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
@@ -43,10 +42,6 @@ def shard(model, compute_dtype):
     # generate is called on the root but is not its forward: register it, so that it runs the root's hooks
     # (otherwise: "FSDP requires running forward through the root module first")
     register_fsdp_forward_method(model, "generate")
-    # the output layer runs outside the forward too (vlm.token_logprobs, a chunk of positions at a time): as a method
-    # of the root, registered the same way, each call gathers the root's weights (the head among them)
-    model.output_logits = types.MethodType(lambda self, hidden: self.get_output_embeddings()(hidden), model)
-    register_fsdp_forward_method(model, "output_logits")
     return model
 
 

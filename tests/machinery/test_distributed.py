@@ -172,12 +172,12 @@ def with_text_only(dataset, tmp_path_factory):
 @pytest.mark.parametrize("aggregation, keep, text_only, sharded, chunked", [
     ("seq", [True, True, False, False], False, True, False), ("token", [True, False, True, True], False, True, False),
     ("seq", [True, True, True, True], True, True, False), ("seq", [True, True, True, True], True, False, False),
-    ("token", [True, False, True, True], False, True, True), ("seq", [True, True, False, False], False, False, True)])
+    ("token", [True, False, True, True], False, False, True), ("seq", [True, True, False, False], False, False, True)])
 def test_fsdp_and_ddp_with_text_only_rows_take_the_step_of_one_process(warm_model_dir, dataset, with_text_only,
                                                                        tmp_path, monkeypatch, aggregation, keep,
                                                                        text_only, sharded, chunked):
-    """`chunked`: the output layer on 5 positions at a time (vlm.LOGITS_CHUNK_BYTES, set through the environment for
-    the spawned processes), under FSDP through the root's registered method, each chunk recomputed in backward."""
+    """`chunked` (DDP): the output layer on 5 positions at a time (vlm.LOGITS_CHUNK_BYTES, set through the environment
+    for the spawned processes), each chunk recomputed in the backward pass."""
     if chunked:
         vocabulary = json.load(open(os.path.join(warm_model_dir, "config.json")))["text_config"]["vocab_size"]
         chunk_bytes = 4 * 1 * vocabulary * 5  # float32 logits of one row (a micro-batch) x 5 positions
