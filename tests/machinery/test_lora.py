@@ -51,16 +51,22 @@ def test_adapters_off_is_the_base_model_and_adapters_on_is_not(tiny_model_dir):
     assert trainable and all(".lora_A." in name or ".lora_B." in name for name in trainable)
 
 
-def test_chunked_logprobs_and_adapter_gradients_equal_one_chunks(tiny_model_dir, monkeypatch):
-    """Under LoRA (a PEFT model: the decoder hook and the output layer reached through its wrapper) a logits budget of
-    3 positions a chunk gives the log-probs and the adapters' gradients of one chunk."""
-    processor = loading.load_processor(tiny_model_dir)
+def trained_adapters(model_dir):
+    """The tiny model with rank-4 adapters whose B is random (as if trained: B = 0 would merge to the base)."""
     torch.manual_seed(0)
-    model = lora.add_adapters(loading.load_model(tiny_model_dir), 4, 8, lora.DEFAULT_TARGETS)
+    model = lora.add_adapters(loading.load_model(model_dir), 4, 8, lora.DEFAULT_TARGETS)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.1)
+    return model
+
+
+def test_chunked_logprobs_and_adapter_gradients_equal_one_chunks(tiny_model_dir, monkeypatch):
+    """Under LoRA (a PEFT model: the decoder hook and the output layer reached through its wrapper) a logits budget of
+    3 positions a chunk gives the log-probs and the adapters' gradients of one chunk."""
+    processor = loading.load_processor(tiny_model_dir)
+    model = trained_adapters(tiny_model_dir)
     inputs = vlm.take_rows(one_prompt(processor), [0, 0])
     ids = torch.tensor([[5, 9, 17, 3, 8, 11, 2], [7, 7, 12, 4, 2, 0, 0]])
     completion = (ids, ids != 0)
@@ -136,12 +142,7 @@ def test_the_merged_checkpoint_is_written_a_shard_at_a_time_as_save_pretrained_w
                                                                                          monkeypatch):
     """lora.save computes the merged weights a file at a time: in one file or in several (with save_pretrained's
     index), the same key names, config and weights as save_pretrained of the whole merged state dict."""
-    torch.manual_seed(0)
-    model = lora.add_adapters(loading.load_model(tiny_model_dir), 4, 8, lora.DEFAULT_TARGETS)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.1)
+    model = trained_adapters(tiny_model_dir)
     whole = {key: compute() for key, compute in lora.merged_weights(model).items()}
     model.get_base_model().save_pretrained(tmp_path / "reference", state_dict=whole)
     (tmp_path / "one").mkdir()
