@@ -321,8 +321,9 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
     starting policy, or with LoRA the policy itself, read with its adapters off (lora.adapters_off leaves a model
     without adapters as it is). prompts: the responses' encoded prompts; responses: completion_ids, response_mask
     (rows, T), advantages, kl_coef (rows,), and total_rows and total_tokens, the rows and response tokens of the
-    whole update (every process's under torchrun). Rows go through the model `micro_batch_size` at a time, each micro-batch's loss
-    weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the whole batch's.
+    whole update (every process's under torchrun). Rows go through the model `micro_batch_size` at a time, each
+    micro-batch's loss weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the
+    whole batch's.
     Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates, entropy.
     """
     device = next(trainer.parameters()).device
@@ -417,7 +418,8 @@ def record_update(stats, sums, grad_norm, finite, total_tokens, updates_per_batc
 
 def train(args):
     """Algorithm 1's step for steps start..max_steps, with the run around it; returns the trained policy."""
-    run = harness.start(args, command_line.describe_settings(args, methods.METHODS), evaluation.load_validation)  # data, models, resume
+    settings = command_line.describe_settings(args, methods.METHODS)  # the run's first lines
+    run = harness.start(args, settings, evaluation.load_validation)  # data, models, optimizer; or from a checkpoint
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
                disable=not run.main_process)
     for step in bar:

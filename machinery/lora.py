@@ -12,7 +12,6 @@ adapter in `adapter/` (loadable with PEFT's PeftModel.from_pretrained); `--resum
 """
 
 import contextlib
-import functools
 import json
 import os
 import warnings
@@ -87,10 +86,11 @@ SHARD_BYTES = 2**30  # the merged checkpoint is written in files of about this s
 
 
 def merged_weights(model, state_dict=None):
-    """The base model's weights with every adapter merged in, W + (alpha / r) B A, in the base model's own key names,
-    as {key: function that computes the tensor}: a merged weight exists only while it is written. `state_dict`: the
-    LoRA model's full state dict (under FSDP, gathered), else the model's own. Nothing in the model changes (merging
-    in place and back would round the weights), so training continues bit for bit."""
+    """(weights, merge): the base model's weights in its own key names, the live tensors (no copy), and `merge(key)`,
+    that weight with its adapter merged in, W + (alpha / r) B A (the weight itself where no adapter is on it): a
+    merged weight exists only while it is written. `state_dict`: the LoRA model's full state dict (under FSDP,
+    gathered), else the model's own. Nothing in the model changes (merging in place and back would round the
+    weights), so training continues bit for bit."""
     peft_model = unwrap(model)
     config = peft_model.peft_config["default"]
     scale = config.lora_alpha / config.r
@@ -98,13 +98,7 @@ def merged_weights(model, state_dict=None):
         state_dict = peft_model.get_base_model().state_dict()
     else:  # keys of the PEFT model itself: base_model.model.<the base model's key>
         state_dict = {key.removeprefix("base_model.model."): value for key, value in state_dict.items()}
-
-    def merge(weight, layer):
-        lora_a, lora_b = state_dict[f"{layer}.lora_A.default.weight"], state_dict[f"{layer}.lora_B.default.weight"]
-        with torch.no_grad():
-            return weight + ((lora_b @ lora_a) * scale).to(weight.dtype)
-
-    merged = {}
+    weights, adapted = {}, {}  # adapted: a merged weight's key -> its layer's name
     for key, value in state_dict.items():
         if ".lora_" in key:
             continue
@@ -112,10 +106,17 @@ def merged_weights(model, state_dict=None):
             layer, _, param = key.rpartition(".base_layer.")
             key = f"{layer}.{param}"
             if param == "weight":
-                merged[key] = functools.partial(merge, value, layer)
-                continue
-        merged[key] = functools.partial(lambda tensor: tensor, value)
-    return merged
+                adapted[key] = layer
+        weights[key] = value
+
+    def merge(key):
+        if key not in adapted:
+            return weights[key]
+        lora_a, lora_b = (state_dict[f"{adapted[key]}.lora_{ab}.default.weight"] for ab in "AB")
+        with torch.no_grad():
+            return weights[key] + ((lora_b @ lora_a) * scale).to(weights[key].dtype)
+
+    return weights, merge
 
 
 def save(model, folder, state_dict=None):
@@ -128,12 +129,11 @@ def save(model, folder, state_dict=None):
 
     peft_model = unwrap(model)
     base = peft_model.get_base_model()
-    weights = merged_weights(peft_model, state_dict)
-    unmerged = {key: compute.args[0] for key, compute in weights.items()}  # the live tensors: no copy
-    keys = list(remove_tied_weights_from_state_dict(dict(unmerged), base))  # a tied head is saved once
+    weights, merge = merged_weights(peft_model, state_dict)
+    keys = list(remove_tied_weights_from_state_dict(dict(weights), base))  # a tied head is saved once
     shards, size = [[]], 0
     for key in keys:
-        nbytes = unmerged[key].numel() * unmerged[key].element_size()
+        nbytes = weights[key].numel() * weights[key].element_size()
         if shards[-1] and size + nbytes > SHARD_BYTES:
             shards.append([])
             size = 0
@@ -142,12 +142,12 @@ def save(model, folder, state_dict=None):
     weight_map = {}
     for number, shard in enumerate(shards, 1):
         name = "model.safetensors" if len(shards) == 1 else f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-        tensors = revert_weight_conversion(base, {key: weights[key]().contiguous() for key in shard})  # saved names
+        tensors = revert_weight_conversion(base, {key: merge(key).contiguous() for key in shard})  # saved names
         save_file(tensors, os.path.join(folder, name), metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(tensors, name))
         del tensors  # this shard's merged weights
     if len(shards) > 1:
-        total = sum(unmerged[key].numel() * unmerged[key].element_size() for key in keys)
+        total = sum(weights[key].numel() * weights[key].element_size() for key in keys)
         with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
             json.dump(dict(metadata=dict(total_size=total), weight_map=weight_map), f, indent=2, sort_keys=True)
     base.config.architectures = [type(base).__name__]

@@ -1,5 +1,5 @@
-"""LoRA (machinery/lora.py): the disabled-adapter reference, which weights train, the merged checkpoint, exact resume; and
-trainer states that cannot run code (checkpoints.load_trainer_state)."""
+"""LoRA (machinery/lora.py): the disabled-adapter reference, which weights train, the merged checkpoint, exact
+resume; and trainer states that cannot run code (checkpoints.load_trainer_state)."""
 
 import json
 import os
@@ -143,7 +143,8 @@ def test_the_merged_checkpoint_is_written_a_shard_at_a_time_as_save_pretrained_w
     """lora.save computes the merged weights a file at a time: in one file or in several (with save_pretrained's
     index), the same key names, config and weights as save_pretrained of the whole merged state dict."""
     model = trained_adapters(tiny_model_dir)
-    whole = {key: compute() for key, compute in lora.merged_weights(model).items()}
+    weights, merge = lora.merged_weights(model)
+    whole = {key: merge(key) for key in weights}
     model.get_base_model().save_pretrained(tmp_path / "reference", state_dict=whole)
     (tmp_path / "one").mkdir()
     lora.save(model, str(tmp_path / "one"))
