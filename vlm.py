@@ -192,7 +192,6 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     same column); the output layer then runs on a chunk of positions at a time, each chunk's float32 logits at most
     LOGITS_CHUNK_BYTES and recomputed in the backward pass: the micro-batch's (rows x positions x vocabulary) logits
     are never held at once. A micro-batch under that size is one chunk, computed exactly as a whole forward would.
-    Under FSDP the logits come from the root's forward, the whole micro-batch's at once (not chunked).
     """
     device = next(model.parameters()).device  # also when model is wrapped in DistributedDataParallel
     num_tokens = completion_ids.shape[1]
@@ -202,13 +201,11 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}  # or none
     model_inputs = dict(extended, **images)
     base = getattr(model, "module", model)  # DistributedDataParallel's model; a PEFT model answers for its base
-    if isinstance(base, FSDPModule):  # sharded: the output layer's weights exist only inside the root's forward
-        hidden = model(**model_inputs, logits_to_keep=num_tokens + 1, use_cache=False).logits  # the logits: one chunk
-        head, per_chunk = torch.nn.Identity(), num_tokens
-    else:  # the positions that predict the completion tokens, and the last one
-        hidden = final_hidden_states(model, **model_inputs)[:, -(num_tokens + 1):]
-        head = base.get_output_embeddings()
-        per_chunk = max(1, LOGITS_CHUNK_BYTES // (4 * len(hidden) * base.config.get_text_config().vocab_size))
+    # the positions that predict the completion tokens, and the last one. Under FSDP the root's own weights (the
+    # output layer among them) stay gathered from its forward until its backward: the chunks below may use them.
+    hidden = final_hidden_states(model, **model_inputs)[:, -(num_tokens + 1):]
+    head = base.get_output_embeddings()
+    per_chunk = max(1, LOGITS_CHUNK_BYTES // (4 * len(hidden) * base.config.get_text_config().vocab_size))
     recompute = num_tokens > per_chunk and torch.is_grad_enabled()  # several chunks: keep none for the backward
     chunks = []
     for start in range(0, num_tokens, per_chunk):  # a chunk's hidden states reach one past it: it predicts its end
@@ -216,6 +213,8 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
                 temperature, suppress_ids, entropy)
         chunks.append(checkpoint(completion_logprobs, *args, use_reentrant=False) if recompute
                       else completion_logprobs(*args))
+    if isinstance(base, FSDPModule) and not torch.is_grad_enabled():
+        base.reshard()  # FSDP keeps the root's weights gathered for a backward pass; without gradients none comes
     logp = torch.cat([chunk[0] for chunk in chunks], dim=1)
     return (logp, torch.cat([chunk[1] for chunk in chunks], dim=1)) if entropy else logp
 

@@ -60,8 +60,8 @@ def gathered(model):
     try:
         yield model
     finally:
-        for module in modules:
-            module.set_reshard_after_forward(True, recurse=False)
+        for module in modules:  # FSDP's own defaults again: the root keeps its weights from forward to backward,
+            module.set_reshard_after_forward(module is not model, recurse=False)  # (vlm.token_logprobs uses them)
             module.reshard()
 
 

@@ -172,11 +172,12 @@ def with_text_only(dataset, tmp_path_factory):
 @pytest.mark.parametrize("aggregation, keep, text_only, sharded, chunked", [
     ("seq", [True, True, False, False], False, True, False), ("token", [True, False, True, True], False, True, False),
     ("seq", [True, True, True, True], True, True, False), ("seq", [True, True, True, True], True, False, False),
-    ("token", [True, False, True, True], False, False, True), ("seq", [True, True, False, False], False, False, True)])
+    ("token", [True, False, True, True], False, False, True), ("seq", [True, True, False, False], False, False, True),
+    ("token", [True, False, True, True], False, True, True), ("seq", [True, True, True, True], True, True, True)])
 def test_fsdp_and_ddp_with_text_only_rows_take_the_step_of_one_process(warm_model_dir, dataset, with_text_only,
                                                                        tmp_path, monkeypatch, aggregation, keep,
                                                                        text_only, sharded, chunked):
-    """`chunked` (DDP): the output layer on 5 positions at a time (vlm.LOGITS_CHUNK_BYTES, set through the environment
+    """`chunked`: the output layer on 5 positions at a time (vlm.LOGITS_CHUNK_BYTES, set through the environment
     for the spawned processes), each chunk recomputed in the backward pass."""
     if chunked:
         vocabulary = json.load(open(os.path.join(warm_model_dir, "config.json")))["text_config"]["vocab_size"]
@@ -239,7 +240,7 @@ def test_fsdp_saves_a_full_model_and_resumes_exactly(warm_model_dir, dataset, tm
 
 @pytest.mark.slow
 def test_fsdp_samples_and_trains_on_two_image_questions(warm_model_dir, tmp_path):
-    from test_data_schemas import virl39k_rows, write_parquet
+    from helpers import virl39k_rows, write_parquet
 
     folder = tmp_path / "virl39k"  # ViRL39K's layout: one parquet file, relative image paths, a 2-image row
     folder.mkdir()
