@@ -106,8 +106,21 @@ class Args:
     beta_min: float = arg(0.001, "Eq. 5: KL coefficient of a question no rollout solves")
     beta_max: float = arg(0.03, "Eq. 5: KL coefficient of a question every rollout solves")
     hard_percentile: float = arg(80.0, "questions with S_d at or above this percentile of the batch are hard")
+    # the field's later fixes to GRPO's lengths (docs/paper.md §9); the defaults are the paper's GRPO
     aggregation: str = arg("seq", "loss average: seq = per response then mean (paper), token = over all tokens "
-                           "(released code, DAPO)", choices=["seq", "token"])
+                           "(released code, DAPO), dr-grpo = the token sum over rows x --max-new-tokens (Dr. GRPO)",
+                           choices=["seq", "token", "dr-grpo"])
+    scale_rewards: str = arg("group", "divide the centred rewards by the group's std (paper), the batch's, or none "
+                             "(Dr. GRPO)", choices=["group", "batch", "none"])
+    importance_level: str = arg("token", "probability ratio and clipping per token (paper) or per response, the "
+                                "geometric mean of its token ratios (GSPO; differs only with --updates-per-batch > 1)",
+                                choices=["token", "sequence"])
+    mask_truncated: bool = arg(False, "leave truncated responses out of the loss, KL term and normalisers included "
+                               "(DAPO's overlong filtering); their rewards still shape their groups' advantages",
+                               boolean=True)
+    overlong_buffer: int = arg(0, "DAPO's soft overlong penalty over the last this many tokens of --max-new-tokens: "
+                               "the reward falls linearly to -P at the budget (0: off)")
+    overlong_penalty: float = arg(1.0, "P, the overlong penalty at the budget (with --overlong-buffer)")
     length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code: characters after "
                            "removing whitespace around <, > and /)",
                            choices=["tokens", "chars"])
@@ -146,14 +159,22 @@ def parse_args(argv=None):
 # ALGO LOGIC: the GRPO objective (docs/paper.md §1). Pure torch, no model.
 
 
-def group_advantages(rewards):
+def group_advantages(rewards, scale_rewards="group"):
     """§1: A_i = (r_i - mean(group)) / (std(group) + 1e-6), per question; (questions, G) -> (questions, G).
 
-    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN.
+    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN. `scale_rewards` (§9): "group"
+    divides by each group's std (the paper); "batch" by the std of all the given rewards (TRL's "batch"); "none"
+    does not divide (Dr. GRPO: the std scaling weights questions that are nearly all right or all wrong more).
     """
     rewards = torch.as_tensor(rewards, dtype=torch.float32)
     centred = rewards - rewards.mean(dim=1, keepdim=True)
-    return centred / (rewards.std(dim=1, keepdim=True) + 1e-6)
+    if scale_rewards == "group":
+        return centred / (rewards.std(dim=1, keepdim=True) + 1e-6)
+    if scale_rewards == "batch":
+        return centred / (rewards.std() + 1e-6) if rewards.numel() > 1 else centred
+    if scale_rewards == "none":
+        return centred
+    raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {scale_rewards!r}")
 
 
 def k3_kl(logp, ref_logp):
@@ -163,16 +184,24 @@ def k3_kl(logp, ref_logp):
 
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
-              aggregation="seq"):
+              aggregation="seq", importance_level="token", max_new_tokens=None):
     """Minus the GRPO objective of docs/paper.md §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
 
     Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp).
     Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
     aggregation "seq": mean over each response's tokens, then over responses (the paper's 1/|o_i|);
-    "token": mean over all response tokens of the batch (the released code, DAPO).
+    "token": mean over all response tokens of the batch (the released code, DAPO);
+    "dr-grpo": the sum over all response tokens divided by N x max_new_tokens, a constant (Dr. GRPO, §9).
+    importance_level "sequence" (GSPO, §9): one ratio per response, s_i = exp(mean_t(logp - old_logp)) (the
+    geometric mean of its token ratios), clipped as a whole; the KL term stays per token.
     """
     mask = response_mask.to(logp.dtype)
-    ratio = torch.exp(logp - old_logp)
+    log_ratio = torch.where(response_mask.bool(), logp - old_logp, 0.0)  # padding may hold -inf - -inf = NaN
+    if importance_level == "sequence":
+        log_ratio = (log_ratio.sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)).expand_as(logp)
+    elif importance_level != "token":
+        raise ValueError(f"importance_level must be 'token' or 'sequence', got {importance_level!r}")
+    ratio = torch.exp(log_ratio)
     adv = advantages.to(logp.dtype).unsqueeze(1)
     surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
     beta = torch.as_tensor(kl_coef, dtype=logp.dtype, device=logp.device)
@@ -183,7 +212,11 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
         return (per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
     if aggregation == "token":
         return per_token.sum() / mask.sum().clamp(min=1)
-    raise ValueError(f"aggregation must be 'seq' or 'token', got {aggregation!r}")
+    if aggregation == "dr-grpo":
+        if not max_new_tokens:
+            raise ValueError("aggregation 'dr-grpo' divides by rows x max_new_tokens: give max_new_tokens")
+        return per_token.sum() / (len(per_token) * max_new_tokens)
+    raise ValueError(f"aggregation must be 'seq', 'token' or 'dr-grpo', got {aggregation!r}")
 
 
 # ==========================================================================================================
@@ -195,11 +228,12 @@ THINKING_WEIGHT = 0.5  # Eq. 4's weight in FAST's total reward r = r_acc + 0.5 r
 
 def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="none", drop_pass_0_1=False,
                   hard_percentile=80.0, length_reward=True, format_weight=0.5, dynamic_kl=True, kl_coef=0.01,
-                  beta_min=0.001, beta_max=0.03):
+                  beta_min=0.001, beta_max=0.03, overlong=None):
     """Algorithm 1's middle: pass rate -> Slow-to-Fast filter -> S_d (Eq. 3) and hard flags -> thinking reward
     (Eq. 4) -> total reward, and the KL coefficients (Eq. 5). Pure numpy.
 
-    correct, fmt, lengths: (questions, G); complexity: (questions,) H_img of Eq. 2; progress: t / T.
+    correct, fmt, lengths: (questions, G); complexity: (questions,) H_img of Eq. 2; progress: t / T; overlong:
+    (questions, G) or None, DAPO's overlong penalty (§9), added to every response's reward.
     The filter comes first; theta (the hard threshold) and L_avg are then computed over the kept groups only.
     Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,).
     """
@@ -222,6 +256,8 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
             thinking = rewards.thinking_reward(lengths[keep].ravel(), correct[keep].ravel() > 0,
                                                np.repeat(hard[keep], group_size))
             reward[keep] += THINKING_WEIGHT * thinking.reshape(-1, group_size)
+    if overlong is not None:
+        reward = reward + overlong
     if dynamic_kl:  # Eq. 5: beta_q = beta_min + (beta_max - beta_min) * pass_q
         kl_coef = difficulty.kl_coefficients(pass_rate, beta_min, beta_max)
     else:
@@ -269,20 +305,27 @@ def training_step(run, step, args):
     complexity = image_complexities(run, indices, images)
 
     # 4. Difficulty and rewards over the whole batch: pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags,
-    #    thinking reward (Eq. 4), KL coefficients (Eq. 5)
-    correct, fmt, lengths, complexity = distributed.whole_batch(correct, fmt, lengths, complexity)
-    shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, **reward_settings(args))
+    #    thinking reward (Eq. 4), KL coefficients (Eq. 5); and DAPO's overlong penalty if asked for (§9, 0 by default)
+    overlong = rewards.overlong_penalty(token_lengths, args.max_new_tokens, args.overlong_buffer,
+                                        args.overlong_penalty).reshape(grid)
+    correct, fmt, lengths, complexity, overlong = distributed.whole_batch(correct, fmt, lengths, complexity, overlong)
+    shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, overlong=overlong,
+                           **reward_settings(args))
 
-    # 5. GRPO: advantages normalised within each kept group of this process
+    # 5. GRPO: advantages normalised within each kept group (by its std, the batch's or none: --scale-rewards)
     mine = distributed.my_questions(len(questions))
     kept_here = shaped["keep"][mine]
-    advantages = group_advantages(shaped["reward"][mine][kept_here]).flatten() if kept_here.any() else torch.zeros(0)
+    advantages = group_advantages(shaped["reward"][shaped["keep"]], args.scale_rewards)  # every kept group's
+    advantages = advantages[np.flatnonzero(kept_here) + shaped["keep"][:mine.start].sum()].flatten()  # this process's
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
 
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
     stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0, entropy=None)
-    if shaped["keep"].any():  # kept anywhere: under torchrun every process takes part in the update
-        rows = np.flatnonzero(np.repeat(kept_here, group_size))  # the responses to the kept questions
+    rows = np.flatnonzero(np.repeat(kept_here, group_size))  # the responses to the kept questions
+    if args.mask_truncated:  # DAPO's overlong filtering (§9): truncated responses leave the loss entirely
+        complete = ~rollout["truncated"].numpy()[rows]
+        rows, advantages, kl_coef = rows[complete], advantages[complete], kl_coef[complete]
+    if distributed.any_process(len(rows)):  # kept anywhere: under torchrun every process takes part in the update
         responses = dict(completion_ids=rollout["completion_ids"][rows], response_mask=rollout["response_mask"][rows],
                          advantages=advantages, kl_coef=kl_coef)
         rows, responses = distributed.rows_for_update(rows, responses, rollout, group_size, equal_rows=args.fsdp)
@@ -308,13 +351,13 @@ def image_complexities(run, indices, images):
 def update_settings(args):
     """The fields of Args that policy_update uses."""
     keys = ("updates_per_batch", "micro_batch_size", "temperature", "eps_low", "eps_high", "aggregation",
-            "max_grad_norm")
+            "importance_level", "max_new_tokens", "max_grad_norm")
     return {key: getattr(args, key) for key in keys}
 
 
 def policy_update(trainer, reference, optimizer, prompts, responses, suppress_ids, *, updates_per_batch=1,
                   micro_batch_size=8, temperature=1.0, eps_low=0.2, eps_high=0.2, aggregation="seq",
-                  max_grad_norm=1.0):
+                  importance_level="token", max_new_tokens=None, max_grad_norm=1.0):
     """mu = `updates_per_batch` optimizer steps of the clipped objective (grpo_loss) on the kept responses.
 
     trainer: the policy as the update calls it (DistributedDataParallel under torchrun); reference: the frozen
@@ -322,8 +365,8 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
     without adapters as it is). prompts: the responses' encoded prompts; responses: completion_ids, response_mask
     (rows, T), advantages, kl_coef (rows,), and total_rows and total_tokens, the rows and response tokens of the
     whole update (every process's under torchrun). Rows go through the model `micro_batch_size` at a time, each
-    micro-batch's loss weighted by its share of the whole (rows for "seq", tokens for "token"): the gradient is the
-    whole batch's.
+    micro-batch's loss weighted by its share of the whole (rows for "seq" and "dr-grpo", tokens for "token"): the
+    gradient is the whole batch's.
     Returns the mean statistics: loss, kl, clip_fraction, grad_norm, skipped_updates, entropy.
     """
     device = next(trainer.parameters()).device
@@ -350,10 +393,11 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
                 logp, entropy = logprobs(trainer, mb, entropy=True)
                 old = old_logp[i] if old_logp is not None else logp.detach()
                 loss = grpo_loss(logp, old, ref_logp[i], mb["advantages"], mb["mask"], mb["kl_coef"], eps_low,
-                                 eps_high, aggregation) * mb["share"]  # weighted by its share of the whole update
+                                 eps_high, aggregation, importance_level, max_new_tokens) * mb["share"]  # of the whole
                 stopping.doing("the update's backward pass", len(mb["rows"]), mb["mask"].shape[1])
                 loss.backward()
-            add_statistics(sums, loss, logp, old, ref_logp[i], entropy, mb["mask"], eps_low, eps_high)
+            add_statistics(sums, loss, logp, old, ref_logp[i], entropy, mb["mask"], eps_low, eps_high,
+                           importance_level)
         sums = {key: distributed.total(value) for key, value in sums.items()}  # every process's micro-batches
         params = [p for p in trainer.parameters() if p.requires_grad]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
@@ -362,7 +406,8 @@ def policy_update(trainer, reference, optimizer, prompts, responses, suppress_id
             stopping.doing("the optimizer step", int(responses["total_rows"]), weights_changed=True)
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        record_update(stats, sums, grad_norm, finite, responses["total_tokens"], updates_per_batch)
+        clip_units = responses["total_rows" if importance_level == "sequence" else "total_tokens"]
+        record_update(stats, sums, grad_norm, finite, responses["total_tokens"], clip_units, updates_per_batch)
     return stats
 
 
@@ -370,7 +415,7 @@ def split_micro_batches(prompts, responses, micro_batch_size, aggregation, devic
     """The update's rows, `micro_batch_size` at a time. Each micro-batch: `rows`, its positions in `prompts` and
     `responses`; its completions and response mask cut to its longest response (the mask is a prefix); `mask`, that
     mask on `device` for the loss; its advantages and KL coefficients on `device`; and its `share` of the whole update
-    (rows for "seq", tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the
+    (rows for "seq" and "dr-grpo", tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the
     shares' gradients add up to the one-process gradient of the whole batch."""
     processes = distributed.world_size()
     micro_batches = []
@@ -379,7 +424,7 @@ def split_micro_batches(prompts, responses, micro_batch_size, aggregation, devic
         width = max(1, int(responses["response_mask"][rows].sum(1).max()))  # no row needs columns past its longest
         response_mask = responses["response_mask"][rows][:, :width]
         mask = response_mask.to(device)
-        share = (len(rows) / responses["total_rows"] if aggregation == "seq"
+        share = (len(rows) / responses["total_rows"] if aggregation in ("seq", "dr-grpo")
                  else mask.sum() / max(responses["total_tokens"], 1.0))
         micro_batches.append(dict(rows=rows, completion_ids=responses["completion_ids"][rows][:, :width],
                                   response_mask=response_mask, mask=mask, share=processes * share,
@@ -389,26 +434,31 @@ def split_micro_batches(prompts, responses, micro_batch_size, aggregation, devic
     return micro_batches
 
 
-def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, entropy, mask, eps_low, eps_high):
-    """Adds a micro-batch's share of the loss, and its summed k3 KL, clipped tokens and policy entropy over the
-    response tokens to `sums` (logging only)."""
+def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, entropy, mask, eps_low, eps_high,
+                   importance_level="token"):
+    """Adds a micro-batch's share of the loss, and its summed k3 KL, clipped tokens (GSPO: clipped responses) and
+    policy entropy over the response tokens to `sums` (logging only)."""
     with torch.no_grad():
         sums["entropy"] += float(torch.where(mask, entropy, 0.0).sum())
         sums["loss"] += float(weighted_loss) / distributed.world_size()
         sums["kl"] += float(torch.where(mask, k3_kl(logp, ref_logp), 0.0).sum())
-        ratio = torch.exp(logp - old_logp)
+        log_ratio = torch.where(mask, logp - old_logp, 0.0)
+        if importance_level == "sequence":  # one ratio per response (grpo_loss); a padded row counts as none
+            log_ratio, mask = log_ratio.sum(1) / mask.sum(1).clamp(min=1), mask.any(1)
+        ratio = torch.exp(log_ratio)
         sums["clipped"] += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
 
 
-def record_update(stats, sums, grad_norm, finite, total_tokens, updates_per_batch):
-    """Adds one optimizer step's statistics to the update's means (KL, clip fraction and entropy per response
-    token); a skipped step (not `finite`) is counted in skipped_updates."""
+def record_update(stats, sums, grad_norm, finite, total_tokens, clip_units, updates_per_batch):
+    """Adds one optimizer step's statistics to the update's means (KL and entropy per response token, the clip
+    fraction per `clip_units`: tokens, or GSPO's responses); a skipped step (not `finite`) is counted in
+    skipped_updates."""
     total_tokens = max(total_tokens, 1.0)
     stats["skipped_updates"] += 0 if finite else 1
     stats["loss"] += sums["loss"] / updates_per_batch
     stats["grad_norm"] += grad_norm / updates_per_batch
     stats["kl"] += sums["kl"] / total_tokens / updates_per_batch
-    stats["clip_fraction"] += sums["clipped"] / total_tokens / updates_per_batch
+    stats["clip_fraction"] += sums["clipped"] / max(clip_units, 1.0) / updates_per_batch
     stats["entropy"] += sums["entropy"] / total_tokens / updates_per_batch
 
 

@@ -147,3 +147,19 @@ def thinking_reward(lengths, correct, hard) -> np.ndarray:
     reward[easy_correct] = 1.0 - ratio[easy_correct]
     reward[hard_wrong] = np.minimum(ratio[hard_wrong] - 1.0, 1.0)
     return reward
+
+
+def overlong_penalty(lengths, max_new_tokens, buffer, penalty=1.0) -> np.ndarray:
+    """DAPO's overlong reward shaping ("soft overlong punishment", Yu et al., 2025; docs/paper.md §9), one value per response:
+    0 up to L - buffer tokens, then falling linearly to -penalty at the budget L (and beyond). buffer 0: all 0.
+
+    R = 0 if |y| <= L - buffer; ((L - buffer) - |y|) / buffer if L - buffer < |y| <= L; -1 if |y| > L; times penalty.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if not buffer:
+        return np.zeros_like(lengths)
+    if not 0 < buffer <= max_new_tokens:
+        raise ValueError(f"the overlong buffer must be between 1 and max_new_tokens ({max_new_tokens}), got {buffer}")
+    start = max_new_tokens - buffer
+    return penalty * np.clip((start - lengths) / buffer, -1.0, 0.0)
+

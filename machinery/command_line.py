@@ -76,6 +76,8 @@ def problems(args):
         (args.eval_every < 0 or args.eval_size < 1, "--eval-every must be 0 or more and --eval-size at least 1"),
         (args.fsdp and world_size < 2, "--fsdp shards the model across processes: start it with torchrun "
          "--nproc_per_node N (N >= 2)"),
+        (not 0 <= args.overlong_buffer <= args.max_new_tokens, "--overlong-buffer must be within 0..--max-new-tokens"),
+        (args.overlong_penalty < 0, "--overlong-penalty must not be negative (it is subtracted)"),
         (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
     ]
 

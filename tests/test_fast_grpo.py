@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import fast_grpo
+from helpers import run
 from fast_grpo import Args, group_advantages, grpo_loss, k3_kl, parse_args, shape_rewards
 import methods
 
@@ -16,6 +17,17 @@ def test_group_advantages_by_hand():
     by_hand = torch.tensor([expected, -expected, -expected, expected], dtype=torch.float32)
     assert torch.allclose(advantages[0], by_hand, atol=1e-6)
     assert torch.equal(advantages[1], torch.zeros(4))  # an all-equal group: exactly 0, not NaN
+
+
+def test_group_advantages_scaled_by_the_batch_or_not_at_all():
+    rewards = [[1.0, 0.0, 0.0, 1.0], [3.0, 3.0, 3.0, 1.0]]
+    centred = torch.tensor([[0.5, -0.5, -0.5, 0.5], [0.5, 0.5, 0.5, -1.5]])
+    assert torch.equal(group_advantages(rewards, scale_rewards="none"), centred)  # Dr. GRPO: no division
+    # "batch": one std over all 8 rewards (mean 1.5; squares 0.25+2.25+2.25+0.25+3*2.25+0.25 = 12; 12/7)
+    batch = group_advantages(rewards, scale_rewards="batch")
+    assert torch.allclose(batch, centred / (np.sqrt(12 / 7) + 1e-6), atol=1e-6)
+    with pytest.raises(ValueError):
+        group_advantages(rewards, scale_rewards="question")
 
 
 def test_k3_kl_zero_when_policies_match_and_positive_otherwise():
@@ -86,21 +98,59 @@ def test_seq_and_token_aggregation_differ_on_unequal_lengths(own_k3):
         grpo_loss(logp, logp, logp, advantages, mask, 0.0, aggregation="sum")
 
 
-@pytest.mark.parametrize("aggregation", ["seq", "token"])
+@pytest.mark.parametrize("aggregation", ["seq", "token", "dr-grpo"])
 def test_gradient_is_reinforce_with_mu_1_and_no_kl(aggregation, own_k3):
     logp_values, mask, advantages = rollout_batch()
     logp = logp_values.clone().requires_grad_(True)
-    grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, 0.0, aggregation=aggregation).backward()
+    grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, 0.0, aggregation=aggregation,
+              max_new_tokens=5).backward()
     # REINFORCE: loss = -mean(A * logp) with the same weights: 1/(N |o_i|) per token for "seq",
-    # 1/(total tokens) for "token"
+    # 1/(total tokens) for "token", 1/(N x budget) for "dr-grpo"
     lengths = mask.sum(1, keepdim=True).float()
-    weight = 1 / (2 * lengths) if aggregation == "seq" else torch.full_like(lengths, 1 / 4)
+    weight = {"seq": 1 / (2 * lengths), "token": torch.full_like(lengths, 1 / 4),
+              "dr-grpo": torch.full_like(lengths, 1 / (2 * 5))}[aggregation]
     expected = -advantages[:, None] * weight * mask
     assert torch.allclose(logp.grad, expected, atol=1e-7)
     # by hand for "seq": response 1 has one token, A = +1 -> -1/2; response 2: A = -1 over 3 tokens -> +1/6
     if aggregation == "seq":
         assert logp.grad[0, 0].item() == pytest.approx(-0.5)
         assert logp.grad[1, 2].item() == pytest.approx(1 / 6)
+
+
+def test_dr_grpo_divides_the_token_sum_by_rows_times_the_budget(own_k3):
+    logp, mask, advantages = rollout_batch()
+    # on policy, no KL: token sum of -A = -(1 * 1) + (3 * 1) = 2, over 2 rows x 10 tokens of budget
+    loss = grpo_loss(logp, logp, logp, advantages, mask, 0.0, aggregation="dr-grpo", max_new_tokens=10)
+    assert loss.item() == pytest.approx(2 / 20, abs=1e-7)
+    with pytest.raises(ValueError):  # the constant must be given
+        grpo_loss(logp, logp, logp, advantages, mask, 0.0, aggregation="dr-grpo")
+
+
+def test_gspo_clips_the_geometric_mean_of_a_responses_token_ratios(own_k3):
+    old_logp = torch.log(torch.tensor([[0.5, 0.5], [0.5, 0.5]]))
+    logp = torch.log(torch.tensor([[0.8, 0.5], [0.8, 0.5]]))  # token ratios 1.6 and 1 (token level: one clipped)
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    advantages = torch.tensor([1.0, -1.0])
+    # s = sqrt(1.6 * 1) = 1.264911; A = +1: min(s, 1.2) = 1.2; A = -1: min(-s, -1.2) = -s; objective (1.2 - s) / 2
+    s = np.sqrt(1.6)
+    loss = grpo_loss(logp, old_logp, logp, advantages, mask, 0.0, importance_level="sequence")
+    assert loss.item() == pytest.approx(-(1.2 - s) / 2, abs=1e-6)
+    # token level for comparison: A = +1: (1.2 + 1) / 2; A = -1: (-1.6 - 1) / 2; mean over rows
+    token = grpo_loss(logp, old_logp, logp, advantages, mask, 0.0)
+    assert token.item() == pytest.approx(-((1.2 + 1) / 2 + (-1.6 - 1) / 2) / 2, abs=1e-6)
+    with pytest.raises(ValueError):
+        grpo_loss(logp, old_logp, logp, advantages, mask, 0.0, importance_level="group")
+
+
+def test_gspo_on_policy_has_the_gradient_of_seq_grpo(own_k3):
+    """On policy every ratio is 1 and d s_i = mean_t d logp: GSPO's gradient is GRPO's with "seq" averaging."""
+    logp_values, mask, advantages = rollout_batch()
+    grads = []
+    for level in ("token", "sequence"):
+        logp = logp_values.clone().requires_grad_(True)
+        grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, 0.0, importance_level=level).backward()
+        grads.append(logp.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-7) and grads[0].abs().sum() > 0
 
 
 def shaping_args(**overrides):
@@ -167,6 +217,25 @@ def test_shape_rewards_plain_grpo_keeps_everything_and_pays_no_length_reward():
     np.testing.assert_allclose(out["kl_coef"], [0.02, 0.02])
 
 
+def test_a_truncated_wrong_answer_to_a_hard_question_and_the_overlong_penalty():
+    """docs/paper.md §9: Eq. 4 pays a hard question's wrong responses for length, capped at 1, so a truncated one
+    (the longest) earns the most; DAPO's penalty at the budget takes that back."""
+    correct = np.array([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])  # question 0: hard (pass 0.25)
+    fmt = np.ones_like(correct)
+    lengths = np.array([[100.0, 40.0, 40.0, 20.0], [20.0, 20.0, 20.0, 20.0]])  # response (0, 0): truncated at 100
+    settings = shaping_args(curriculum="none", hard_percentile=50.0)
+    plain = shape_rewards(correct, fmt, lengths, np.array([0.5, 0.5]), 0.0, **settings)
+    assert plain["hard"].tolist() == [True, False]
+    # L_avg = 280 / 8 = 35: r_t = min(100 / 35 - 1, 1) = 1, the cap; r = 0 + 0.5 * 1 + 0.5 * 1 = 1.0
+    assert plain["reward"][0, 0] == pytest.approx(1.0)
+    assert plain["reward"][0, 0] > plain["reward"][0, 1]  # more than a shorter wrong answer (40 / 35 - 1 = 1/7)
+    overlong = fast_grpo.rewards.overlong_penalty(lengths, 100, 50)  # -1 at the budget, -0 at 40 and below
+    penalised = shape_rewards(correct, fmt, lengths, np.array([0.5, 0.5]), 0.0, overlong=overlong, **settings)
+    assert penalised["reward"][0, 0] == pytest.approx(0.0)  # 1.0 - 1
+    assert penalised["reward"][0, 0] < penalised["reward"][0, 1] == plain["reward"][0, 1]
+    assert np.array_equal(penalised["reward"][1], plain["reward"][1])
+
+
 def test_presets_fill_switches_and_flags_override_them(tmp_path):
     base = ["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"]
     fast = parse_args(base)
@@ -207,3 +276,60 @@ def test_padding_with_minus_infinity_log_probs_does_not_poison_the_loss(own_k3):
     logp[0, 1:] = float("-inf")  # after the first response's end: e.g. a suppressed pad token
     loss = grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, kl_coef=0.1)
     assert torch.isfinite(loss)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The variants in the update, on the session's tiny model
+
+
+def update_once(model_dir, dataset, micro_batch_size, **settings):
+    """policy_update (SGD, lr 0.1) on 4 questions x G = 2 sampled responses with fixed advantages, `micro_batch_size`
+    rows at a time; returns the weights after it."""
+    from data_loading import loader
+    from machinery import loading
+    import vlm
+
+    torch.manual_seed(0)
+    processor, policy = loading.load_processor(model_dir), loading.load_model(model_dir)
+    examples = loader.load_examples(dataset)[:4]
+    encoded, _ = vlm.encode_questions(processor, examples, methods.PROMPTS["fast"])
+    prompts = vlm.take_rows(encoded, np.repeat(np.arange(4), 2))
+    suppress = vlm.vision_token_ids(policy, processor)
+    rollout = vlm.sample(policy, processor, prompts, 12, 1.0, suppress, vlm.eos_token_ids(policy, processor))
+    lengths = torch.tensor([12, 3, 7, 12, 5, 9, 2, 11])  # unequal: "seq", "token" and "dr-grpo" weigh tokens apart
+    mask = rollout["response_mask"] & (torch.arange(12) < lengths[:, None])
+    responses = dict(completion_ids=rollout["completion_ids"], response_mask=mask,
+                     advantages=torch.tensor([1.0, -1.0, 0.5, -0.5, 1.5, -1.5, 0.2, -0.2]),
+                     kl_coef=torch.full((8,), 0.05), total_rows=8, total_tokens=float(mask.sum()))
+    reference = loading.load_model(model_dir).eval().requires_grad_(False)
+    fast_grpo.policy_update(policy, reference, torch.optim.SGD(policy.parameters(), lr=0.1), prompts, responses,
+                            suppress, micro_batch_size=micro_batch_size, max_new_tokens=12, **settings)
+    return {name: p.detach().clone() for name, p in policy.named_parameters()}
+
+
+@pytest.mark.parametrize("settings", [dict(aggregation="seq"), dict(aggregation="token"),
+                                      dict(aggregation="dr-grpo"),
+                                      dict(importance_level="sequence", updates_per_batch=2, eps_low=3e-4,
+                                           eps_high=4e-4)])
+def test_micro_batches_do_not_change_the_update(warm_model_dir, dataset, settings):
+    together = update_once(warm_model_dir, dataset, 8, **settings)
+    one_by_one = update_once(warm_model_dir, dataset, 1, **settings)
+    before = dict(fast_grpo.loading.load_model(warm_model_dir).named_parameters())
+    assert any(not torch.equal(together[k], before[k]) for k in before)  # the update moved the weights
+    assert max(float((together[k] - one_by_one[k]).abs().max()) for k in together) < 1e-6
+
+
+def test_mask_truncated_leaves_truncated_responses_out_of_the_update(warm_model_dir, dataset, tmp_path, monkeypatch):
+    real_update, seen = fast_grpo.policy_update, []
+
+    def recording_update(trainer, reference, optimizer, prompts, responses, *args, **kwargs):
+        seen.append(responses)
+        return real_update(trainer, reference, optimizer, prompts, responses, *args, **kwargs)
+
+    monkeypatch.setattr(fast_grpo, "policy_update", recording_update)
+    metrics = run(warm_model_dir, dataset, tmp_path, "--method", "grpo", "--max-new-tokens", "16", "--mask-truncated",
+                  steps=1)
+    truncated = round(metrics[0]["fraction_truncated"] * 16)  # grpo keeps every group: 4 questions x 4 responses
+    assert 0 < truncated < 16, truncated  # some of each: a test that can tell
+    assert seen[0]["total_rows"] == 16 - truncated == len(seen[0]["advantages"])
+    assert bool(seen[0]["response_mask"].any(1).all())  # every row left is a response with tokens in the loss

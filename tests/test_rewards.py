@@ -339,3 +339,13 @@ def test_char_length_equals_the_released_regex_on_unicode_whitespace():
                                for _ in range(rng.randint(0, 30))))
     for s in strings:
         assert rewards.char_length(s) == _char_length_by_regex(s), repr(s)
+
+
+def test_overlong_penalty_by_hand():
+    # budget L = 100, buffer 20: nothing up to 80 tokens, then linear to -P at 100
+    lengths = [10, 80, 85, 90, 100, 120]
+    assert np.allclose(rewards.overlong_penalty(lengths, 100, 20), [0, 0, -0.25, -0.5, -1.0, -1.0])
+    assert np.allclose(rewards.overlong_penalty(lengths, 100, 20, penalty=0.5), [0, 0, -0.125, -0.25, -0.5, -0.5])
+    assert not rewards.overlong_penalty(lengths, 100, 0).any()  # buffer 0: off
+    with pytest.raises(ValueError):
+        rewards.overlong_penalty(lengths, 100, 101)
