@@ -11,6 +11,13 @@ eval.demo_evaluation) of the starting and the trained model. Writes results/<run
     OMP_NUM_THREADS=1 python -m demo.reproduce --shard 1/2; wait
     python -m demo.reproduce --seeds 1 --ablation-seeds 1 --steps 5  # a quick look
     python -m demo.reproduce --shard 0/23 -- --device cuda --dtype float32   # flags after -- go to every run
+
+`--study length-bias` runs the length-bias lab instead (docs/demo.md): GRPO, Dr. GRPO, GSPO and its GRPO control
+(two updates per batch), GRPO with DAPO's overlong rules, FAST and FAST with Dr. GRPO, 2 seeds each, into
+results/length-bias/ unless --output-dir says otherwise, with plots of tokens per level over training:
+
+    OMP_NUM_THREADS=1 python -m demo.reproduce --study length-bias --shard 0/2 &
+    OMP_NUM_THREADS=1 python -m demo.reproduce --study length-bias --shard 1/2; wait
 """
 
 import argparse
@@ -31,11 +38,24 @@ METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
 OTHER_CURRICULA = [c for c in ("slow-to-fast", "continuous", "none") if c != methods.DEMO_DEFAULTS["curriculum"]]
 ABLATIONS = {"fast-no-length-reward": ["--no-length-reward"], "fast-no-dynamic-kl": ["--no-dynamic-kl"],
              **{f"fast-curriculum-{c}": ["--curriculum", c] for c in OTHER_CURRICULA}}
+# The length-bias lab (docs/paper.md §9): config -> (method, flags). GSPO differs from GRPO only off-policy, so it
+# and its control take two optimizer steps per batch; GSPO with its paper's clip ranges. DAPO's buffer: the last
+# quarter of the demo's 256-token budget.
+DR_GRPO = ["--aggregation", "dr-grpo", "--scale-rewards", "none"]
+LENGTH_BIAS = {"grpo": ("grpo", []), "dr-grpo": ("grpo", DR_GRPO),
+               "grpo-mu2": ("grpo", ["--updates-per-batch", "2"]),
+               "gspo-mu2": ("grpo", ["--updates-per-batch", "2", "--importance-level", "sequence", "--eps-low", "3e-4",
+                                     "--eps-high", "4e-4"]),
+               "grpo-dapo-overlong": ("grpo", ["--mask-truncated", "--overlong-buffer", "64"]),
+               "fast": ("fast", []), "fast-dr-grpo": ("fast", DR_GRPO)}
 
 
-def planned_runs(num_seeds, ablation_seeds):
+def planned_runs(num_seeds, ablation_seeds, study="paper"):
     """(config name, run name, method, seed, extra flags) of every training run, seeds interleaved so that a
-    partial study already holds one seed of everything."""
+    partial study already holds one seed of everything. The length-bias study: every config `num_seeds` times."""
+    if study == "length-bias":
+        return [(config, f"{config}-seed{seed}", method, seed, flags) for seed in range(num_seeds)
+                for config, (method, flags) in LENGTH_BIAS.items()]
     configs = [(m, m, []) for m in METHODS] + [(name, "fast", flags) for name, flags in ABLATIONS.items()]
     return [(config, f"{config}-seed{seed}", method, seed, flags) for seed in range(max(num_seeds, ablation_seeds))
             for config, method, flags in configs if seed < (num_seeds if config in METHODS else ablation_seeds)]
@@ -112,13 +132,35 @@ def target_checks(configs, decoding):
     return ["| target | seed means | |", "|---|---|---|", *rows]
 
 
-def write_report(output_dir, configs, started, report_only=False):
+def plot_tokens_over_training(training_tokens, path):
+    """Response tokens per difficulty level over training (seed mean, one line per config, a panel per level)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    for ax, level in zip(axes, ("easy", "medium", "hard")):
+        for config, runs in training_tokens.items():
+            if any(run is None for run in runs):
+                continue  # written before this plot existed
+            per_step = np.nanmean([[step.get(level, np.nan) for step in run] for run in runs], axis=0)
+            ax.plot(np.arange(1, len(per_step) + 1), per_step, label=config,
+                    linestyle="--" if config.startswith("fast") else "-")
+        ax.set(title=f"{level} questions", xlabel="training step")
+    axes[0].set_ylabel("sampled response tokens (seed mean)")
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(output_dir, configs, started, report_only=False, study="paper"):
     steps = methods.DEMO_DEFAULTS
     timing = ("written by `--report-only` from runs already done (the README says how long they took)"
               if report_only else f"the invocation that wrote this file took {(time.time() - started) / 60:.0f} min "
               f"on a {os.cpu_count()}-core CPU machine (finished runs are reused, not redone)")
     lines = ["# Toy-scale reproduction: results", "",
-             f"Command: `python -m demo.reproduce --output-dir {output_dir}`; {timing}. Each run: the demo defaults "
+             f"Command: `python -m demo.reproduce --study {study} --output-dir {output_dir}`; {timing}. Each run: the demo defaults "
              f"({steps['max_steps']} steps of {steps['batch_size']} questions x {steps['group_size']} samples, "
              f"lr {steps['lr']}, curriculum {steps['curriculum']} for fast). "
              f"Held-out synthetic test set: greedy on all 300 items per level; sampled = "
@@ -141,8 +183,11 @@ def write_report(output_dir, configs, started, report_only=False):
 def main():
     parser = argparse.ArgumentParser(prog="python -m demo.reproduce", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", default="results", help="where run folders, JSONs, RESULTS.md and plots go")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per method")
+    parser.add_argument("--study", default="paper", choices=["paper", "length-bias"], help="paper: the methods and "
+                        "FAST's ablations; length-bias: GRPO's length fixes beside FAST (docs/demo.md)")
+    parser.add_argument("--output-dir", default=None, help="where run folders, JSONs, RESULTS.md and plots go "
+                        "(default: results, or results/length-bias for that study)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default: 3; length-bias: 2)")
     parser.add_argument("--ablation-seeds", type=int, default=2, help="seeds per ablation")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's)")
     parser.add_argument("--shard", default="0/1", help="I/N: do only runs I, I+N, ... (run N of these at once, one "
@@ -150,12 +195,14 @@ def main():
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs already done")
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: extra fast_grpo.py flags for every run")
     args = parser.parse_args()
+    args.output_dir = args.output_dir or ("results/length-bias" if args.study == "length-bias" else "results")
+    args.seeds = args.seeds or (2 if args.study == "length-bias" else 3)
     train_flags = [flag for flag in args.train_flags if flag != "--"]
     shard, num_shards = map(int, args.shard.split("/"))
     started = time.time()
     os.makedirs(os.path.join(args.output_dir, "runs"), exist_ok=True)
     steps = ["--max-steps", str(args.steps)] if args.steps else []
-    runs = planned_runs(args.seeds, args.ablation_seeds)
+    runs = planned_runs(args.seeds, args.ablation_seeds, args.study)
 
     for number, (config, run, method, seed, flags) in enumerate(runs):
         run_dir, result_json = os.path.join(args.output_dir, "runs", run), os.path.join(args.output_dir, f"{run}.json")
@@ -169,11 +216,12 @@ def main():
             metrics = logs.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
             # the start is the same for every run of a method: keep it too
             logs.write_atomically(result_json, json.dumps(dict(name=run, method=method, flags=flags, seed=seed, **result,
-                                                               training_accuracy=[m["accuracy"] for m in metrics]),
+                                                               training_accuracy=[m["accuracy"] for m in metrics],
+                                                               training_tokens=[m["tokens_by_level"] for m in metrics]),
                                                           indent=1))
             print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
 
-    by_config, starts = {}, {}  # read after this shard's runs: the other shards' may have finished meanwhile
+    by_config, starts, training_tokens = {}, {}, {}  # read after this shard's runs: the other shards' may have finished meanwhile
     for config, run, method, seed, flags in runs:
         result_json = os.path.join(args.output_dir, f"{run}.json")
         if os.path.exists(result_json):
@@ -182,6 +230,7 @@ def main():
             if "final" not in result:
                 sys.exit(f"error: {result_json} was written by an older reproduce.py (no 'final' results); move it away")
             by_config.setdefault(config, []).append(result["final"])
+            training_tokens.setdefault(config, []).append(result.get("training_tokens"))
             starts[result["method"]] = result["start"]
     if not args.report_only and sum(len(results) for results in by_config.values()) < len(runs):
         print("other shards are still running (or runs failed); the last one to finish writes the report")
@@ -198,7 +247,9 @@ def main():
                                                               for level, row in table[decoding].items()}}), f)
             mean_files.append(path)
         evaluation.compare(mean_files, os.path.join(args.output_dir, decoding))
-    write_report(args.output_dir, configs, started, args.report_only)
+    if args.study == "length-bias":
+        plot_tokens_over_training(training_tokens, os.path.join(args.output_dir, "tokens_over_training.png"))
+    write_report(args.output_dir, configs, started, args.report_only, args.study)
     print(f"wrote {args.output_dir}/RESULTS.md after {(time.time() - started) / 60:.0f} min")
 
 
