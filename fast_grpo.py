@@ -106,7 +106,10 @@ class Args:
     beta_min: float = arg(0.001, "Eq. 5: KL coefficient of a question no rollout solves")
     beta_max: float = arg(0.03, "Eq. 5: KL coefficient of a question every rollout solves")
     hard_percentile: float = arg(80.0, "questions with S_d at or above this percentile of the batch are hard")
-    # the field's later fixes to GRPO's lengths (docs/paper.md §9); the defaults are the paper's GRPO
+    length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code: characters after "
+                           "removing whitespace around <, > and /)",
+                           choices=["tokens", "chars"])
+    # the field's later fixes to GRPO's lengths (docs/paper.md §10); the defaults are the paper's GRPO
     aggregation: str = arg("seq", "loss average: seq = per response then mean (paper), token = over all tokens "
                            "(released code, DAPO), dr-grpo = the token sum over rows x --max-new-tokens (Dr. GRPO)",
                            choices=["seq", "token", "dr-grpo"])
@@ -121,9 +124,6 @@ class Args:
     overlong_buffer: int = arg(0, "DAPO's soft overlong penalty over the last this many tokens of --max-new-tokens: "
                                "the reward falls linearly to -P at the budget (0: off)")
     overlong_penalty: float = arg(1.0, "P, the overlong penalty at the budget (with --overlong-buffer)")
-    length_unit: str = arg("tokens", "thinking-reward length: tokens (paper) or chars (released code: characters after "
-                           "removing whitespace around <, > and /)",
-                           choices=["tokens", "chars"])
     # machinery
     seed: int = arg(0, "seed of data order, sampling and initialisation")
     device: str = arg("auto", "cpu, cuda, cuda:1, ... (auto: cuda if available)")
@@ -162,7 +162,7 @@ def parse_args(argv=None):
 def group_advantages(rewards, scale_rewards="group"):
     """§1: A_i = (r_i - mean(group)) / (std(group) + 1e-6), per question; (questions, G) -> (questions, G).
 
-    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN. `scale_rewards` (§9): "group"
+    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN. `scale_rewards` (§10): "group"
     divides by each group's std (the paper); "batch" by the std of all the given rewards (TRL's "batch"); "none"
     does not divide (Dr. GRPO: the std scaling weights questions that are nearly all right or all wrong more).
     """
@@ -183,31 +183,24 @@ def k3_kl(logp, ref_logp):
     return torch.exp(log_ratio) - log_ratio - 1.0
 
 
-def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
-              aggregation="seq", importance_level="token", max_new_tokens=None):
-    """Minus the GRPO objective of docs/paper.md §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
-
-    Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp).
-    Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
-    aggregation "seq": mean over each response's tokens, then over responses (the paper's 1/|o_i|);
-    "token": mean over all response tokens of the batch (the released code, DAPO);
-    "dr-grpo": the sum over all response tokens divided by N x max_new_tokens, a constant (Dr. GRPO, §9).
-    importance_level "sequence" (GSPO, §9): one ratio per response, s_i = exp(mean_t(logp - old_logp)) (the
-    geometric mean of its token ratios), clipped as a whole; the KL term stays per token.
-    """
-    mask = response_mask.to(logp.dtype)
+def importance_log_ratio(logp, old_logp, response_mask, importance_level="token"):
+    """log rho, (N, T): per token log pi - log pi_old (§1); with importance_level "sequence", GSPO's (§10): every token
+    of a response gets the mean of its response's token log-ratios, log s_i, so s_i is their geometric mean. 0 on
+    padding."""
     log_ratio = torch.where(response_mask.bool(), logp - old_logp, 0.0)  # padding may hold -inf - -inf = NaN
+    if importance_level == "token":
+        return log_ratio
     if importance_level == "sequence":
-        log_ratio = (log_ratio.sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)).expand_as(logp)
-    elif importance_level != "token":
-        raise ValueError(f"importance_level must be 'token' or 'sequence', got {importance_level!r}")
-    ratio = torch.exp(log_ratio)
-    adv = advantages.to(logp.dtype).unsqueeze(1)
-    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
-    beta = torch.as_tensor(kl_coef, dtype=logp.dtype, device=logp.device)
-    beta = beta.unsqueeze(1) if beta.dim() == 1 else beta
-    per_token = -(surrogate - beta * k3_kl(logp, ref_logp))
-    per_token = torch.where(response_mask.bool(), per_token, 0.0)  # not `* mask`: padding may hold -inf logps
+        lengths = response_mask.sum(1, keepdim=True).clamp(min=1)
+        return (log_ratio.sum(1, keepdim=True) / lengths).expand_as(logp)
+    raise ValueError(f"importance_level must be 'token' or 'sequence', got {importance_level!r}")
+
+
+def aggregate_loss(per_token, response_mask, aggregation="seq", max_new_tokens=None):
+    """The loss from per-token losses (N, T), zero on padding: "seq" = mean over each response's tokens, then over
+    responses (the paper's 1/|o_i|, §1); "token" = mean over all response tokens (the released code, DAPO);
+    "dr-grpo" = the sum divided by the constant N x max_new_tokens (Dr. GRPO, §10)."""
+    mask = response_mask.to(per_token.dtype)
     if aggregation == "seq":
         return (per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
     if aggregation == "token":
@@ -217,6 +210,24 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_
             raise ValueError("aggregation 'dr-grpo' divides by rows x max_new_tokens: give max_new_tokens")
         return per_token.sum() / (len(per_token) * max_new_tokens)
     raise ValueError(f"aggregation must be 'seq', 'token' or 'dr-grpo', got {aggregation!r}")
+
+
+def grpo_loss(logp, old_logp, ref_logp, advantages, response_mask, kl_coef, eps_low=0.2, eps_high=0.2,
+              aggregation="seq", importance_level="token", max_new_tokens=None):
+    """Minus the GRPO objective of docs/paper.md §1 (clipped surrogate and k3 KL, with Eq. 5's per-question beta).
+
+    Per token: min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A) - beta * KL_t, rho = exp(logp - old_logp),
+    or GSPO's one ratio per response (importance_log_ratio); then averaged by `aggregation` (aggregate_loss).
+    Shapes: logp, old_logp, ref_logp, response_mask (N, T); advantages (N,); kl_coef (N,) or a scalar.
+    """
+    ratio = torch.exp(importance_log_ratio(logp, old_logp, response_mask, importance_level))
+    adv = advantages.to(logp.dtype).unsqueeze(1)
+    surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
+    beta = torch.as_tensor(kl_coef, dtype=logp.dtype, device=logp.device)
+    beta = beta.unsqueeze(1) if beta.dim() == 1 else beta
+    per_token = -(surrogate - beta * k3_kl(logp, ref_logp))
+    per_token = torch.where(response_mask.bool(), per_token, 0.0)  # not `* mask`: padding may hold -inf logps
+    return aggregate_loss(per_token, response_mask, aggregation, max_new_tokens)
 
 
 # ==========================================================================================================
@@ -233,7 +244,7 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
     (Eq. 4) -> total reward, and the KL coefficients (Eq. 5). Pure numpy.
 
     correct, fmt, lengths: (questions, G); complexity: (questions,) H_img of Eq. 2; progress: t / T; overlong:
-    (questions, G) or None, DAPO's overlong penalty (§9), added to every response's reward.
+    (questions, G) or None, DAPO's overlong penalty (§10), added to every response's reward.
     The filter comes first; theta (the hard threshold) and L_avg are then computed over the kept groups only.
     Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,).
     """
@@ -305,7 +316,7 @@ def training_step(run, step, args):
     complexity = image_complexities(run, indices, images)
 
     # 4. Difficulty and rewards over the whole batch: pass rate, Slow-to-Fast filter, S_d (Eq. 3), hard flags,
-    #    thinking reward (Eq. 4), KL coefficients (Eq. 5); and DAPO's overlong penalty if asked for (§9, 0 by default)
+    #    thinking reward (Eq. 4), KL coefficients (Eq. 5); and DAPO's overlong penalty if asked for (§10, 0 by default)
     overlong = rewards.overlong_penalty(token_lengths, args.max_new_tokens, args.overlong_buffer,
                                         args.overlong_penalty).reshape(grid)
     correct, fmt, lengths, complexity, overlong = distributed.whole_batch(correct, fmt, lengths, complexity, overlong)
@@ -322,7 +333,7 @@ def training_step(run, step, args):
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)
     stats = dict(loss=None, kl=None, clip_fraction=None, grad_norm=None, skipped_updates=0, entropy=None)
     rows = np.flatnonzero(np.repeat(kept_here, group_size))  # the responses to the kept questions
-    if args.mask_truncated:  # DAPO's overlong filtering (§9): truncated responses leave the loss entirely
+    if args.mask_truncated:  # DAPO's overlong filtering (§10): truncated responses leave the loss entirely
         complete = ~rollout["truncated"].numpy()[rows]
         rows, advantages, kl_coef = rows[complete], advantages[complete], kl_coef[complete]
     if distributed.any_process(len(rows)):  # kept anywhere: under torchrun every process takes part in the update
@@ -442,10 +453,9 @@ def add_statistics(sums, weighted_loss, logp, old_logp, ref_logp, entropy, mask,
         sums["entropy"] += float(torch.where(mask, entropy, 0.0).sum())
         sums["loss"] += float(weighted_loss) / distributed.world_size()
         sums["kl"] += float(torch.where(mask, k3_kl(logp, ref_logp), 0.0).sum())
-        log_ratio = torch.where(mask, logp - old_logp, 0.0)
-        if importance_level == "sequence":  # one ratio per response (grpo_loss); a padded row counts as none
-            log_ratio, mask = log_ratio.sum(1) / mask.sum(1).clamp(min=1), mask.any(1)
-        ratio = torch.exp(log_ratio)
+        ratio = torch.exp(importance_log_ratio(logp, old_logp, mask, importance_level))
+        if importance_level == "sequence":  # one ratio per response; a padded row counts as none
+            ratio, mask = ratio[:, 0], mask.any(1)
         sums["clipped"] += float((((ratio < 1 - eps_low) | (ratio > 1 + eps_high)) & mask).sum())
 
 

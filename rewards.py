@@ -150,7 +150,7 @@ def thinking_reward(lengths, correct, hard) -> np.ndarray:
 
 
 def overlong_penalty(lengths, max_new_tokens, buffer, penalty=1.0) -> np.ndarray:
-    """DAPO's overlong reward shaping ("soft overlong punishment", Yu et al., 2025; docs/paper.md §9), one value per response:
+    """DAPO's overlong reward shaping (Yu et al., 2025, Eq. 13; docs/paper.md §10), one value per response:
     0 up to L - buffer tokens, then falling linearly to -penalty at the budget L (and beyond). buffer 0: all 0.
 
     R = 0 if |y| <= L - buffer; ((L - buffer) - |y|) / buffer if L - buffer < |y| <= L; -1 if |y| > L; times penalty.

@@ -44,14 +44,33 @@ EXERCISES = [
     Exercise(
         "grpo-loss", ("fast_grpo.grpo_loss",), "§1", 5, 45, "advantages, k3-kl",
         "logp, old_logp, ref_logp, response_mask: (N, T); advantages: (N,); kl_coef: (N,) or a scalar -> a "
-        "scalar to minimise. The tests check the on-policy value for both aggregations, where the clip "
-        "acts, the per-question KL weight, the gradient (REINFORCE weights 1/(N |o_i|) for 'seq'), and "
-        "that -inf log-probs on padding do not leak into the loss. They use a known-good k3_kl.",
+        "scalar to minimise. Use importance_log_ratio for rho and aggregate_loss for the average. The tests "
+        "check the on-policy value for each aggregation, where the clip acts (per token and GSPO's per "
+        "response), the per-question KL weight, the gradient (REINFORCE weights 1/(N |o_i|) for 'seq'), and "
+        "that -inf log-probs on padding do not leak into the loss. They use known-good k3_kl, "
+        "importance_log_ratio and aggregate_loss.",
         _tests("test_fast_grpo.py", "test_grpo_loss_on_policy_equals_minus_mean_advantage",
                "test_grpo_loss_kl_term_per_question_coefficient", "test_grpo_loss_clips_the_ratio",
                "test_seq_and_token_aggregation_differ_on_unequal_lengths",
                "test_gradient_is_reinforce_with_mu_1_and_no_kl",
+               "test_dr_grpo_divides_the_token_sum_by_rows_times_the_budget",
+               "test_gspo_clips_the_geometric_mean_of_a_responses_token_ratios",
                "test_padding_with_minus_infinity_log_probs_does_not_poison_the_loss")),
+    Exercise(
+        "loss-aggregation", ("fast_grpo.aggregate_loss",), "§1, §10 (Dr. GRPO)", 2, 20, "grpo-loss",
+        "per_token: (N, T) losses, 0 on padding; response_mask: (N, T) -> a scalar. 'seq' averages each "
+        "response over its own tokens, then the responses; 'token' averages over all response tokens; "
+        "'dr-grpo' divides the sum by the constant N x max_new_tokens, whatever the lengths (and needs it: "
+        "ValueError without). The tests check all three by hand on responses of 1 and 3 tokens.",
+        _tests("test_fast_grpo.py", "test_aggregate_loss_seq_token_and_dr_grpo_by_hand")),
+    Exercise(
+        "gspo-ratio", ("fast_grpo.importance_log_ratio",), "§10 (GSPO)", 2, 20, "grpo-loss",
+        "logp, old_logp, response_mask: (N, T) -> log rho (N, T), 0 on padding (which may hold -inf). 'token': "
+        "each token's own log-ratio; 'sequence': every token of a response gets log s_i, the mean of its "
+        "response's token log-ratios (s_i is their geometric mean). The tests check both by hand and the "
+        "on-policy gradient (1 / |o_i| per token: GRPO's 'seq' gradient).",
+        _tests("test_fast_grpo.py", "test_importance_log_ratio_per_token_and_per_sequence_by_hand",
+               "test_gspo_ratio_on_policy_is_1_with_the_gradient_of_the_mean_log_prob")),
     Exercise(
         "token-logprobs", ("vlm.completion_logprobs",), "§1 (log-probs)", 4, 45, "grpo-loss; a causal LM's logits",
         "head: the model's output layer (hidden states -> logits); hidden: (N, T + 1, H), the final hidden states "

@@ -35,7 +35,8 @@ ASSIGNMENT_FILE = "classroom-assignment.json"  # written by `make`: which exerci
 # (they hold the wrong implementations it is tested with).
 SKIP_NAMES = {".git", "results", "runs", ".sweep", ".whl", "__pycache__", ".pytest_cache", ".benchmarks",
               "results-tmp"}
-SKIP_PATHS = {os.path.join("tests", "classroom", "test_classroom.py")}
+SKIP_PATHS = {os.path.join("tests", "classroom", name)
+              for name in ("test_classroom.py", "wrong_implementations.py")}
 NOT_IMPLEMENTED = "NotImplementedError: exercise "  # how a blanked body's error starts in a test report
 FOLDER_TIMEOUTS = 20  # a folder's tests are stopped after this many --timeout (a check stuck where no signal reaches)
 

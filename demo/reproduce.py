@@ -38,7 +38,7 @@ METHODS = ["grpo", "fast", "thinking", "no-thinking", "think-after-answer"]
 OTHER_CURRICULA = [c for c in ("slow-to-fast", "continuous", "none") if c != methods.DEMO_DEFAULTS["curriculum"]]
 ABLATIONS = {"fast-no-length-reward": ["--no-length-reward"], "fast-no-dynamic-kl": ["--no-dynamic-kl"],
              **{f"fast-curriculum-{c}": ["--curriculum", c] for c in OTHER_CURRICULA}}
-# The length-bias lab (docs/paper.md §9): config -> (method, flags). GSPO differs from GRPO only off-policy, so it
+# The length-bias lab (docs/paper.md §10): config -> (method, flags). GSPO differs from GRPO only off-policy, so it
 # and its control take two optimizer steps per batch; GSPO with its paper's clip ranges. DAPO's buffer: the last
 # quarter of the demo's 256-token budget.
 DR_GRPO = ["--aggregation", "dr-grpo", "--scale-rewards", "none"]
@@ -143,12 +143,15 @@ def plot_tokens_over_training(training_tokens, path):
         for config, runs in training_tokens.items():
             if any(run is None for run in runs):
                 continue  # written before this plot existed
-            per_step = np.nanmean([[step.get(level, np.nan) for step in run] for run in runs], axis=0)
+            tokens = np.array([[(step or {}).get(level, np.nan) for step in run] for run in runs])
+            if np.isnan(tokens).all(axis=0).any():
+                continue  # a step without this level in every seed (data without levels)
+            per_step = np.nanmean(tokens, axis=0)
             ax.plot(np.arange(1, len(per_step) + 1), per_step, label=config,
                     linestyle="--" if config.startswith("fast") else "-")
         ax.set(title=f"{level} questions", xlabel="training step")
     axes[0].set_ylabel("sampled response tokens (seed mean)")
-    axes[-1].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -217,7 +220,7 @@ def main():
             # the start is the same for every run of a method: keep it too
             logs.write_atomically(result_json, json.dumps(dict(name=run, method=method, flags=flags, seed=seed, **result,
                                                                training_accuracy=[m["accuracy"] for m in metrics],
-                                                               training_tokens=[m["tokens_by_level"] for m in metrics]),
+                                                               training_tokens=[m.get("tokens_by_level") for m in metrics]),
                                                           indent=1))
             print(f"[{(time.time() - started) / 60:.0f} min] {run} done", flush=True)
 

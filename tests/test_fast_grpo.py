@@ -49,11 +49,37 @@ def known_good_k3(logp, ref_logp):
     return torch.exp(log_ratio) - log_ratio - 1.0
 
 
+def known_good_log_ratio(logp, old_logp, response_mask, importance_level="token"):
+    """importance_log_ratio, written out here for the same reason."""
+    log_ratio = torch.where(response_mask.bool(), logp - old_logp, 0.0)
+    if importance_level == "sequence":
+        lengths = response_mask.sum(1, keepdim=True).clamp(min=1)
+        return (log_ratio.sum(1, keepdim=True) / lengths).expand_as(logp)
+    if importance_level != "token":
+        raise ValueError(importance_level)
+    return log_ratio
+
+
+def known_good_aggregate(per_token, response_mask, aggregation="seq", max_new_tokens=None):
+    """aggregate_loss, written out here for the same reason."""
+    mask = response_mask.to(per_token.dtype)
+    if aggregation == "seq":
+        return (per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
+    if aggregation == "token":
+        return per_token.sum() / mask.sum().clamp(min=1)
+    if aggregation == "dr-grpo" and max_new_tokens:
+        return per_token.sum() / (len(per_token) * max_new_tokens)
+    raise ValueError(aggregation)
+
+
 @pytest.fixture
 def own_k3(monkeypatch):
-    """grpo_loss tests run with known_good_k3 in place of fast_grpo.k3_kl (which has its own test): a wrong
-    k3_kl must fail that test only (python -m classroom grades them as separate exercises)."""
+    """grpo_loss tests run with known-good k3_kl, importance_log_ratio and aggregate_loss in place of fast_grpo's
+    (which have their own tests): a wrong one must fail its own tests only (python -m classroom grades them as
+    separate exercises)."""
     monkeypatch.setattr(fast_grpo, "k3_kl", known_good_k3)
+    monkeypatch.setattr(fast_grpo, "importance_log_ratio", known_good_log_ratio)
+    monkeypatch.setattr(fast_grpo, "aggregate_loss", known_good_aggregate)
 
 
 def rollout_batch():
@@ -142,15 +168,43 @@ def test_gspo_clips_the_geometric_mean_of_a_responses_token_ratios(own_k3):
         grpo_loss(logp, old_logp, logp, advantages, mask, 0.0, importance_level="group")
 
 
-def test_gspo_on_policy_has_the_gradient_of_seq_grpo(own_k3):
-    """On policy every ratio is 1 and d s_i = mean_t d logp: GSPO's gradient is GRPO's with "seq" averaging."""
+def test_importance_log_ratio_per_token_and_per_sequence_by_hand():
+    old_logp = torch.log(torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]))
+    logp = torch.log(torch.tensor([[0.8, 0.5, 0.9], [0.25, 1.0, 0.9]]))
+    logp[0, 2] = float("-inf")  # padding after the first response's 2 tokens may hold anything
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    token = fast_grpo.importance_log_ratio(logp, old_logp, mask)
+    assert torch.allclose(token, torch.log(torch.tensor([[1.6, 1.0, 1.0], [0.5, 2.0, 1.8]])), atol=1e-6)
+    # GSPO: response 1: (log 1.6 + log 1) / 2 = log sqrt(1.6); response 2: log (0.5 * 2 * 1.8) / 3 = log 1.8 / 3
+    sequence = fast_grpo.importance_log_ratio(logp, old_logp, mask, "sequence")
+    expected = torch.tensor([np.log(np.sqrt(1.6))] * 3 + [np.log(1.8) / 3] * 3, dtype=torch.float32).view(2, 3)
+    assert torch.allclose(sequence, expected, atol=1e-6)
+    with pytest.raises(ValueError):
+        fast_grpo.importance_log_ratio(logp, old_logp, mask, "group")
+
+
+def test_gspo_ratio_on_policy_is_1_with_the_gradient_of_the_mean_log_prob():
+    """On policy s_i = 1 and d s_i = mean_t d logp: GSPO's gradient is GRPO's with "seq" averaging (§10)."""
     logp_values, mask, advantages = rollout_batch()
-    grads = []
-    for level in ("token", "sequence"):
-        logp = logp_values.clone().requires_grad_(True)
-        grpo_loss(logp, logp.detach(), logp.detach(), advantages, mask, 0.0, importance_level=level).backward()
-        grads.append(logp.grad)
-    assert torch.allclose(grads[0], grads[1], atol=1e-7) and grads[0].abs().sum() > 0
+    logp = logp_values.clone().requires_grad_(True)
+    ratio = torch.exp(fast_grpo.importance_log_ratio(logp, logp.detach(), mask, "sequence"))
+    assert torch.allclose(ratio, torch.ones_like(ratio))
+    (ratio[:, 0] * advantages).sum().backward()
+    # response 1 (one token, A = +1): d/d logp = 1; response 2 (three tokens, A = -1): -1/3 each
+    assert torch.allclose(logp.grad, torch.tensor([[1.0, 0.0, 0.0], [-1 / 3, -1 / 3, -1 / 3]]), atol=1e-7)
+
+
+def test_aggregate_loss_seq_token_and_dr_grpo_by_hand():
+    per_token = torch.tensor([[2.0, 0.0, 0.0], [1.0, 1.0, 4.0]])  # zero on padding
+    mask = torch.tensor([[1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    assert fast_grpo.aggregate_loss(per_token, mask, "seq").item() == pytest.approx((2 / 1 + 6 / 3) / 2)
+    assert fast_grpo.aggregate_loss(per_token, mask, "token").item() == pytest.approx(8 / 4)
+    # Dr. GRPO: the sum over a constant, 2 rows x a budget of 10 tokens, whatever the lengths
+    assert fast_grpo.aggregate_loss(per_token, mask, "dr-grpo", max_new_tokens=10).item() == pytest.approx(8 / 20)
+    with pytest.raises(ValueError):  # the constant must be given
+        fast_grpo.aggregate_loss(per_token, mask, "dr-grpo")
+    with pytest.raises(ValueError):
+        fast_grpo.aggregate_loss(per_token, mask, "sum")
 
 
 def shaping_args(**overrides):
@@ -218,7 +272,7 @@ def test_shape_rewards_plain_grpo_keeps_everything_and_pays_no_length_reward():
 
 
 def test_a_truncated_wrong_answer_to_a_hard_question_and_the_overlong_penalty():
-    """docs/paper.md §9: Eq. 4 pays a hard question's wrong responses for length, capped at 1, so a truncated one
+    """docs/paper.md §10: Eq. 4 pays a hard question's wrong responses for length, capped at 1, so a truncated one
     (the longest) earns the most; DAPO's penalty at the budget takes that back."""
     correct = np.array([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])  # question 0: hard (pass 0.25)
     fmt = np.ones_like(correct)
@@ -262,7 +316,9 @@ def test_the_demo_model_gets_demo_defaults_and_any_other_model_the_papers():
 @pytest.mark.parametrize("flags", [["--group-size", "1"], ["--beta-min", "0.5"], ["--hard-percentile", "120"],
                                    ["--method", "nope"], ["--batch-size", "0"], ["--model", "./no/such/folder"],
                                    ["--curriculum", "continuous", "--no-slow-to-fast"], ["--curriculum", "binary"],
-                                   ["--fsdp"], ["--lora-rank", "-2"]])
+                                   ["--fsdp"], ["--lora-rank", "-2"], ["--overlong-buffer", "2000"],
+                                   ["--overlong-penalty", "-1"], ["--importance-level", "group"],
+                                   ["--scale-rewards", "question"]])
 def test_bad_flags_exit_with_code_2(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--data", "d.jsonl"] + flags)

@@ -58,6 +58,36 @@ def test_study_with_faked_training_writes_means_and_spreads(tmp_path, monkeypatc
     assert trained == []
 
 
+def test_the_length_bias_study_runs_its_configs_and_plots_tokens_per_level(tmp_path, monkeypatch):
+    runs = reproduce.planned_runs(2, 0, study="length-bias")
+    assert len(runs) == 2 * len(reproduce.LENGTH_BIAS)
+    flags = {config: (method, flags) for config, _, method, _, flags in runs}
+    assert flags["dr-grpo"] == ("grpo", ["--aggregation", "dr-grpo", "--scale-rewards", "none"])
+    assert flags["gspo-mu2"][1][:2] == flags["grpo-mu2"][1] == ["--updates-per-batch", "2"]  # GSPO's control
+    trained = []
+
+    def fake_python(script, *args):
+        run_dir = args[args.index("--output-dir") + 1]
+        trained.append(args)
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "before_after.json"), "w") as f:
+            json.dump(dict(start=fake_result(0.5, 100.0), final=fake_result(0.6, 50.0)), f)
+        with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+            for step in (1, 2):
+                f.write(json.dumps(dict(step=step, accuracy=0.7, tokens_by_level=dict(easy=10.0 * step))) + "\n")
+
+    monkeypatch.setattr(reproduce, "python", fake_python)
+    monkeypatch.setattr(reproduce.evaluation, "compare", lambda paths, plot_dir: None)
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", "--study", "length-bias", "--seeds", "1", "--output-dir",
+                                      str(tmp_path)])
+    reproduce.main()
+    assert len(trained) == len(reproduce.LENGTH_BIAS)
+    assert any("--importance-level" in args for args in trained)
+    assert json.load(open(tmp_path / "fast-dr-grpo-seed0.json"))["training_tokens"][1] == dict(easy=20.0)
+    assert os.path.getsize(tmp_path / "tokens_over_training.png") > 0
+    assert "--study length-bias" in open(tmp_path / "RESULTS.md").read()
+
+
 def test_the_shard_that_finishes_last_writes_the_report_even_if_the_others_finished_meanwhile(tmp_path, monkeypatch):
     runs = reproduce.planned_runs(1, 1)
     mine = [run for number, (_, run, *_) in enumerate(runs) if number % 2 == 0]
