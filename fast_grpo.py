@@ -184,9 +184,9 @@ def k3_kl(logp, ref_logp):
 
 
 def importance_log_ratio(logp, old_logp, response_mask, importance_level="token"):
-    """log rho, (N, T): per token log pi - log pi_old (§1); with importance_level "sequence", GSPO's (§10): every token
-    of a response gets the mean of its response's token log-ratios, log s_i, so s_i is their geometric mean. 0 on
-    padding."""
+    """log rho, (N, T): per token log pi - log pi_old (§1); with importance_level "sequence", GSPO's (§10): every
+    token of a response gets the mean of its response's token log-ratios, log s_i, so s_i is their geometric mean.
+    0 on padding."""
     log_ratio = torch.where(response_mask.bool(), logp - old_logp, 0.0)  # padding may hold -inf - -inf = NaN
     if importance_level == "token":
         return log_ratio
@@ -326,7 +326,8 @@ def training_step(run, step, args):
     # 5. GRPO: advantages normalised within each kept group (by its std, the batch's or none: --scale-rewards)
     mine = distributed.my_questions(len(questions))
     kept_here = shaped["keep"][mine]
-    advantages = group_advantages(shaped["reward"][shaped["keep"]], args.scale_rewards)  # every kept group's
+    kept_rewards = shaped["reward"][shaped["keep"]]  # every kept group's, every process's (the batch's std needs all)
+    advantages = group_advantages(kept_rewards, args.scale_rewards) if len(kept_rewards) else torch.zeros(0, group_size)
     advantages = advantages[np.flatnonzero(kept_here) + shaped["keep"][:mine.start].sum()].flatten()  # this process's
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
 
@@ -426,8 +427,8 @@ def split_micro_batches(prompts, responses, micro_batch_size, aggregation, devic
     """The update's rows, `micro_batch_size` at a time. Each micro-batch: `rows`, its positions in `prompts` and
     `responses`; its completions and response mask cut to its longest response (the mask is a prefix); `mask`, that
     mask on `device` for the loss; its advantages and KL coefficients on `device`; and its `share` of the whole update
-    (rows for "seq" and "dr-grpo", tokens for "token") times the number of processes, whose gradients DDP / FSDP average: the
-    shares' gradients add up to the one-process gradient of the whole batch."""
+    (rows for "seq" and "dr-grpo", tokens for "token") times the number of processes, whose gradients DDP / FSDP
+    average: the shares' gradients add up to the one-process gradient of the whole batch."""
     processes = distributed.world_size()
     micro_batches = []
     for start in range(0, len(responses["advantages"]), micro_batch_size):

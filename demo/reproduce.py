@@ -163,7 +163,8 @@ def write_report(output_dir, configs, started, report_only=False, study="paper")
               if report_only else f"the invocation that wrote this file took {(time.time() - started) / 60:.0f} min "
               f"on a {os.cpu_count()}-core CPU machine (finished runs are reused, not redone)")
     lines = ["# Toy-scale reproduction: results", "",
-             f"Command: `python -m demo.reproduce --study {study} --output-dir {output_dir}`; {timing}. Each run: the demo defaults "
+             f"Command: `python -m demo.reproduce --study {study} --output-dir {output_dir}`; {timing}. "
+             f"Each run: the demo defaults "
              f"({steps['max_steps']} steps of {steps['batch_size']} questions x {steps['group_size']} samples, "
              f"lr {steps['lr']}, curriculum {steps['curriculum']} for fast). "
              f"Held-out synthetic test set: greedy on all 300 items per level; sampled = "
