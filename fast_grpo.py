@@ -77,6 +77,11 @@ class Args:
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
     lr: float = arg(None, f"AdamW learning rate (default: demo {methods.DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in "
                     "the paper)")
+    lr_scheduler: str = arg("constant", "the learning rate over the run, a function of the step: constant (the paper), "
+                            "or linear or cosine decay to 0 after the warm-up (docs/tracking.md)",
+                            choices=["constant", "linear", "cosine"])
+    warmup_ratio: float = arg(0.0, "share of --max-steps over which the learning rate first rises linearly to --lr "
+                              "(0: no warm-up, the paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -425,8 +430,10 @@ def train(args):
     for step in bar:
         started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
         stopping.new_step()
+        learning_rate = harness.set_learning_rate(run, step, args)  # --lr-scheduler: a function of the step
         try:
             metrics, samples = training_step(run, step, args)
+            metrics["lr"] = learning_rate
             metrics["seconds"] = round(time.time() - started, 3)
             if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
                 metrics.update(evaluation.validate(run, args))

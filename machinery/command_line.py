@@ -77,6 +77,7 @@ def problems(args):
         (args.fsdp and world_size < 2, "--fsdp shards the model across processes: start it with torchrun "
          "--nproc_per_node N (N >= 2)"),
         (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
+        (not 0 <= args.warmup_ratio < 1, "--warmup-ratio must be within 0..1 (a share of --max-steps)"),
     ]
 
 

@@ -1,12 +1,13 @@
 """The run around the algorithm: everything fast_grpo.train does besides Algorithm 1's step.
 
-Set up (device, seeds, data, policy, frozen reference, optimizer) or resume from a checkpoint; after each step,
-log, save when due, and stop cleanly on Ctrl-C / SIGTERM, on three non-finite updates in a row, or on running out
+Set up (device, seeds, data, policy, frozen reference, optimizer) or resume from a checkpoint; before each step,
+set its learning rate (--lr-scheduler); after it, log, save when due, and stop cleanly on Ctrl-C / SIGTERM, on three non-finite updates in a row, or on running out
 of memory (after saving the last completed step). Under torchrun (machinery/distributed.py) process 0 prints,
 logs and saves. None of this changes what a step computes: a run resumed from a checkpoint continues exactly.
 """
 
 import contextlib
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -146,6 +147,33 @@ def restore(run, state, args):
         for path in log_paths(args):
             logs.keep_steps_until(path, run.start_step)
         print(f"resumed from {run.checkpoint} at step {run.start_step}")
+
+
+def learning_rate(step, args):
+    """--lr-scheduler's learning rate of step `step` (0-based) of --max-steps: a pure function of the step, so a
+    resumed run sets what the uninterrupted run set (a scheduler object re-created after loading the optimizer
+    would restart its count). Warm-up: the first ceil(--warmup-ratio x --max-steps) steps rise linearly to --lr,
+    (step + 1) / warm-up steps (not from 0 as in transformers' schedules: a step at lr 0 would cost a whole sampling
+    phase for nothing); then constant, or linear or cosine down to 0 over the remaining steps (transformers'
+    formulas). Constant without warm-up, the paper's choice and the default, is exactly --lr."""
+    warmup = math.ceil(args.warmup_ratio * args.max_steps)
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    if args.lr_scheduler == "constant":
+        return args.lr
+    progress = (step - warmup) / max(1, args.max_steps - warmup)
+    if args.lr_scheduler == "linear":
+        return args.lr * (1.0 - progress)
+    return args.lr * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
+
+
+def set_learning_rate(run, step, args):
+    """At the start of step `step`: its scheduled learning rate on every parameter group; returns it (for the
+    metrics line's `lr`)."""
+    lr = learning_rate(step, args)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def log_paths(args):
