@@ -136,6 +136,9 @@ class Args:
     eval_every: int = arg(0, "evaluate the policy greedily on --eval-data every this many steps (0: never); "
                           "val_accuracy and val_tokens go to metrics.jsonl, validation.png at the end")
     eval_size: int = arg(64, "how many items of --eval-data (its first ones, the same every time) to evaluate")
+    report_to: str = arg("tensorboard", "where to watch the run live besides metrics.jsonl: a comma list of "
+                         "tensorboard (event files in --output-dir: tensorboard --logdir runs), wandb, trackio "
+                         "(neither is a requirement: pip install it), or none (docs/tracking.md)")
     compare_at_end: bool = arg(True, "with --data synthetic: evaluate the held-out set before and after training",
                                boolean=True)
 
@@ -427,23 +430,24 @@ def train(args):
     run = harness.start(args, settings, evaluation.load_validation)  # data, models, optimizer; or from a checkpoint
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
                disable=not run.main_process)
-    for step in bar:
-        started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
-        stopping.new_step()
-        learning_rate = harness.set_learning_rate(run, step, args)  # --lr-scheduler: a function of the step
-        try:
-            metrics, samples = training_step(run, step, args)
-            metrics["lr"] = learning_rate
-            metrics["seconds"] = round(time.time() - started, 3)
-            if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
-                metrics.update(evaluation.validate(run, args))
-        except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
-            metrics = None
-        if metrics is None:
-            harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
-        harness.log_step(run, metrics, samples, bar, args)
-        if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
-            return run.policy
+    with run.tracker:  # TensorBoard / wandb / trackio (machinery/tracking.py): closed however the loop ends
+        for step in bar:
+            started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
+            stopping.new_step()
+            learning_rate = harness.set_learning_rate(run, step, args)  # --lr-scheduler: a function of the step
+            try:
+                metrics, samples = training_step(run, step, args)
+                metrics["lr"] = learning_rate
+                metrics["seconds"] = round(time.time() - started, 3)
+                if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
+                    metrics.update(evaluation.validate(run, args))
+            except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
+                metrics = None
+            if metrics is None:
+                harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
+            harness.log_step(run, metrics, samples, bar, args)
+            if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
+                return run.policy
     if args.eval_every and run.main_process:
         tqdm.write(f"wrote {evaluation.plot_validation(*harness.log_paths(args)[:1], args.output_dir)}")
     if args.data == "synthetic" and args.compare_at_end and args.fsdp:  # one process cannot run a sharded model

@@ -6,7 +6,9 @@ lines saying which settings came from where. The tables themselves live with the
 import argparse
 import dataclasses
 import os
+import sys
 
+from machinery import tracking
 import methods
 
 
@@ -21,6 +23,12 @@ def build_parser(args_class, description):
         else:
             parser.add_argument(flag, type=f.type, default=f.default, choices=meta.get("choices"), help=meta["help"])
     return parser
+
+
+def fail(message):
+    """Stop with one line on stderr and exit code 2 (a mistake in the input, not in the flags' syntax)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse(args_class, argv, description, presets):
@@ -47,6 +55,8 @@ def parse(args_class, argv, description, presets):
     for failed, message in problems(args):
         if failed:
             parser.error(message)  # one line on stderr, exit code 2
+    if tracking.problem(args.report_to):  # wandb or trackio asked for but not installed: before any model loads
+        fail(tracking.problem(args.report_to))
     return args
 
 

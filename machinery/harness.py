@@ -1,12 +1,14 @@
 """The run around the algorithm: everything fast_grpo.train does besides Algorithm 1's step.
 
-Set up (device, seeds, data, policy, frozen reference, optimizer) or resume from a checkpoint; before each step,
-set its learning rate (--lr-scheduler); after it, log, save when due, and stop cleanly on Ctrl-C / SIGTERM, on three non-finite updates in a row, or on running out
-of memory (after saving the last completed step). Under torchrun (machinery/distributed.py) process 0 prints,
-logs and saves. None of this changes what a step computes: a run resumed from a checkpoint continues exactly.
+Set up (device, seeds, data, policy, frozen reference, optimizer, the trackers of --report-to) or resume from a checkpoint; before each step, set its learning rate (--lr-scheduler); after it, log
+(metrics.jsonl, samples.jsonl, the trackers), save when due, and stop cleanly on Ctrl-C / SIGTERM, on three
+non-finite updates in a row, or on running out of memory (after saving the last completed step). Under torchrun
+(machinery/distributed.py) process 0 prints, logs and saves. None of this changes what a step computes: a run
+resumed from a checkpoint continues exactly.
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -17,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from data_loading import loader
-from machinery import checkpoints, distributed, fsdp, loading, logs, lora, stopping
+from machinery import checkpoints, distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
 import vlm
 
@@ -44,6 +46,7 @@ class Run:
     stop_signal: list = field(default_factory=list)  # names the signal once Ctrl-C / SIGTERM arrived
     bad_streak: int = 0  # steps in a row whose every update was skipped as non-finite
     validation: list = None  # --eval-data's first --eval-size items, evaluated every --eval-every steps
+    tracker: tracking.Tracker = field(default_factory=tracking.Tracker)  # --report-to's, on process 0
 
 
 def start(args, settings_lines=(), load_validation=None):
@@ -91,6 +94,10 @@ def start(args, settings_lines=(), load_validation=None):
     text_only = any(not loader.example_images(example) for example in examples)
     run.trainer = policy if args.fsdp else distributed.wrap(policy, text_only)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
+    if main_process:  # the run's live view, once everything has loaded
+        run.tracker = tracking.start(args.output_dir, args.report_to, dataclasses.asdict(args),
+                                     os.path.basename(os.path.abspath(args.output_dir)),
+                                     resumed_at=run.start_step if checkpoint else None, fresh=not checkpoint)
     return run
 
 
@@ -181,12 +188,14 @@ def log_paths(args):
 
 
 def log_step(run, metrics, samples, bar, args):
-    """metrics.jsonl and samples.jsonl get the step's lines; the bar its live view; every --log-every steps a line."""
+    """metrics.jsonl and samples.jsonl get the step's lines, the trackers its scalars (and every --log-every steps
+    its samples as text); the bar its live view; every --log-every steps a line."""
     if not run.main_process:
         return
     metrics_path, samples_path = log_paths(args)
     logs.append_jsonl(metrics_path, [metrics])
     logs.append_jsonl(samples_path, samples)
+    tracking.log_step(run.tracker, metrics, samples, bool(args.log_every) and metrics["step"] % args.log_every == 0)
     bar.set_postfix_str(logs.live_view(metrics))
     if args.log_every and metrics["step"] % args.log_every == 0:
         tqdm.write(logs.compact_line(metrics))

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from helpers import run, weights
+from helpers import assert_events_equal_metrics, run, weights
 from machinery import harness
 
 
@@ -45,3 +45,5 @@ def test_a_cosine_run_resumed_after_step_2_of_4_equals_the_straight_run(warm_mod
         [{k: v for k, v in m.items() if k != "seconds"} for m in straight]
     again = weights(tmp_path / "checkpoint-4")
     assert all(torch.equal(final[k], again[k]) for k in final)
+    # the curves continue without a repeated step: TensorBoard hides the first run's steps 3-4 (purge_step)
+    assert_events_equal_metrics(tmp_path, resumed)
