@@ -1,6 +1,7 @@
 """The run around the algorithm: everything fast_grpo.train does besides Algorithm 1's step.
 
-Set up (device, seeds, data, policy, frozen reference, optimizer, the trackers of --report-to) or resume from a checkpoint; before each step, set its learning rate (--lr-scheduler); after it, log
+Set up (device, seeds, data, policy, frozen reference, optimizer, the run's record config.yaml, the trackers of
+--report-to) or resume from a checkpoint; before each step, set its learning rate (--lr-scheduler); after it, log
 (metrics.jsonl, samples.jsonl, the trackers), save when due, and stop cleanly on Ctrl-C / SIGTERM, on three
 non-finite updates in a row, or on running out of memory (after saving the last completed step). Under torchrun
 (machinery/distributed.py) process 0 prints, logs and saves. None of this changes what a step computes: a run
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from data_loading import loader
-from machinery import checkpoints, distributed, fsdp, loading, logs, lora, stopping, tracking
+from machinery import checkpoints, command_line, distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
 import vlm
 
@@ -94,7 +95,8 @@ def start(args, settings_lines=(), load_validation=None):
     text_only = any(not loader.example_images(example) for example in examples)
     run.trainer = policy if args.fsdp else distributed.wrap(policy, text_only)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
-    if main_process:  # the run's live view, once everything has loaded
+    if main_process:  # the run's record and its live view, once everything has loaded
+        command_line.write_config(args, os.path.join(args.output_dir, command_line.CONFIG_FILE), run.start_step)
         run.tracker = tracking.start(args.output_dir, args.report_to, dataclasses.asdict(args),
                                      os.path.basename(os.path.abspath(args.output_dir)),
                                      resumed_at=run.start_step if checkpoint else None, fresh=not checkpoint)

@@ -23,7 +23,7 @@ def code_blocks(markdown):
     return [html.unescape(block) for block in re.findall(r"<pre><code>(.*?)</code></pre>", rendered, re.S)]
 
 
-def test_event_files_hold_every_metric_and_the_samples(warm_model_dir, dataset, tmp_path):
+def test_event_files_hold_every_metric_and_the_samples_and_its_config_reruns_it(warm_model_dir, dataset, tmp_path):
     metrics = run(warm_model_dir, dataset, tmp_path / "run", "--log-every", "1")
     assert_events_equal_metrics(tmp_path / "run", metrics)
     assert all(line["lr"] == 1e-3 for line in metrics)  # the constant schedule: exactly --lr
@@ -35,6 +35,11 @@ def test_event_files_hold_every_metric_and_the_samples(warm_model_dir, dataset, 
         assert sample["question"] + "\n" in blocks
         assert all(response + "\n" in blocks for response in sample["responses"])
         assert all(f"reward {reward}:" in texts[sample["step"]] for reward in sample["rewards"])
+    # the run's own record reruns it: the same metrics, except the time
+    fast_grpo.main(["--config", str(tmp_path / "run" / "config.yaml"), "--output-dir", str(tmp_path / "again")])
+    rerun = [json.loads(line) for line in open(tmp_path / "again" / "metrics.jsonl")]
+    assert [{k: v for k, v in m.items() if k != "seconds"} for m in rerun] == \
+        [{k: v for k, v in m.items() if k != "seconds"} for m in metrics]
 
 
 def test_scalars_group_every_number_and_leave_out_none_and_text():
