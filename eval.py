@@ -13,6 +13,7 @@ the demo's before/after table at the end of a run, and validation during trainin
 import argparse
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from benchmarks import protocol
 from data_loading import loader
-from machinery import distributed, fsdp, loading, logs, lora, stopping
+from machinery import distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
 import vlm
 
@@ -358,6 +359,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="questions per generate call")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--output-dir", default=None, help="where the results go as TensorBoard event files "
+                        "(default: beside --output; with neither, no event files). A training run's folder: the "
+                        "results of its checkpoint-<N> appear at step N of its curves, under eval/")
+    parser.add_argument("--report-to", default="tensorboard", help="where the results go besides --output: a comma "
+                        "list of tensorboard, wandb, trackio (neither is a requirement: pip install it), or none "
+                        "(docs/tracking.md)")
     parser.add_argument("--name", default=None, help="the run's name in --compare tables (default: file name)")
     parser.add_argument("--skip-bad-examples", action="store_true", help="skip unusable data lines instead of stopping")
     parser.add_argument("--compare", nargs="+", metavar="RESULTS.json", help="compare result files instead")
@@ -365,6 +372,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.score or args.responses) and not args.benchmark:
         parser.error("--score and --responses need --benchmark NAME")
+    if not args.compare and tracking.problem(args.report_to):  # wandb or trackio missing: before any model loads
+        print(f"error: {tracking.problem(args.report_to)}", file=sys.stderr)
+        sys.exit(2)
     if args.compare:
         plot_dir = args.plot_dir or os.path.dirname(os.path.abspath(args.compare[0]))
         try:
@@ -379,10 +389,12 @@ def main(argv=None):
         return
     if args.benchmark:
         try:
-            protocol.run(args)
+            result = protocol.run(args)
         except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+        report(args, {f"eval/{result['benchmark']}/{key}": value for key, value in result.items()
+                      if isinstance(value, (int, float)) and not isinstance(value, bool)})
         return
     torch.manual_seed(0)
     device = loading.pick_device(args.device)
@@ -401,6 +413,25 @@ def main(argv=None):
     if args.output:
         logs.write_atomically(args.output, json.dumps(dict(name=args.name, model=args.model, data=args.data,
                                                            method=args.method, results=results), indent=2))
+    report(args, {f"eval/{benchmark}/{group}/{key}": value for benchmark, groups in results.items()
+                  for group, summary in groups.items() for key, value in summary.items()},
+           markdown_table(results, args.model))
+
+
+def report(args, tags, table=None):
+    """The results for --report-to: scalars `tags` (and the Markdown `table` as text), at the step of a
+    checkpoint-<N> model (else 0), as TensorBoard event files in --output-dir, else beside --output (neither: no
+    event files). Evaluating a run's checkpoints into the run's folder draws eval/ curves beside its training
+    curves."""
+    folder = args.output_dir or (os.path.dirname(os.path.abspath(args.output)) if args.output else None)
+    step = re.search(r"checkpoint-(\d+)$", os.path.normpath(args.model or ""))
+    name = args.name or os.path.splitext(os.path.basename(args.output or os.path.normpath(args.model)))[0]
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with tracking.start(folder, args.report_to, vars(args), name) as tracker:
+        tracker.log(int(step.group(1)) if step else 0, tags, table, text_tag="eval/table")
+        if tracker.writer is not None:
+            print(f"wrote TensorBoard events to {folder} (tensorboard --logdir {folder})")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,11 @@ class Args:
     updates_per_batch: int = arg(1, "mu: optimizer steps on each sampled batch (1 = on-policy, ratio == 1)")
     lr: float = arg(None, f"AdamW learning rate (default: demo {methods.DEMO_DEFAULTS['lr']:g}, otherwise 1e-6 as in "
                     "the paper)")
+    lr_scheduler: str = arg("constant", "the learning rate over the run, a function of the step: constant (the paper), "
+                            "or linear or cosine decay to 0 after the warm-up (docs/tracking.md)",
+                            choices=["constant", "linear", "cosine"])
+    warmup_ratio: float = arg(0.0, "share of --max-steps over which the learning rate first rises linearly to --lr "
+                              "(0: no warm-up, the paper)")
     weight_decay: float = arg(0.01, "AdamW weight decay (EasyR1's default)")
     max_grad_norm: float = arg(1.0, "clip the gradient norm to this")
     micro_batch_size: int = arg(None, "rows per forward/backward pass: gradient accumulation, saves memory "
@@ -144,6 +149,9 @@ class Args:
     eval_every: int = arg(0, "evaluate the policy greedily on --eval-data every this many steps (0: never); "
                           "val_accuracy and val_tokens go to metrics.jsonl, validation.png at the end")
     eval_size: int = arg(64, "how many items of --eval-data (its first ones, the same every time) to evaluate")
+    report_to: str = arg("tensorboard", "where to watch the run live besides metrics.jsonl: a comma list of "
+                         "tensorboard (event files in --output-dir: tensorboard --logdir runs), wandb, trackio "
+                         "(neither is a requirement: pip install it), or none (docs/tracking.md)")
     compare_at_end: bool = arg(True, "with --data synthetic: evaluate the held-out set before and after training",
                                boolean=True)
 
@@ -483,21 +491,24 @@ def train(args):
     run = harness.start(args, settings, evaluation.load_validation)  # data, models, optimizer; or from a checkpoint
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
                disable=not run.main_process)
-    for step in bar:
-        started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
-        stopping.new_step()
-        try:
-            metrics, samples = training_step(run, step, args)
-            metrics["seconds"] = round(time.time() - started, 3)
-            if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
-                metrics.update(evaluation.validate(run, args))
-        except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
-            metrics = None
-        if metrics is None:
-            harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
-        harness.log_step(run, metrics, samples, bar, args)
-        if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
-            return run.policy
+    with run.tracker:  # TensorBoard / wandb / trackio (machinery/tracking.py): closed however the loop ends
+        for step in bar:
+            started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from
+            stopping.new_step()
+            learning_rate = harness.set_learning_rate(run, step, args)  # --lr-scheduler: a function of the step
+            try:
+                metrics, samples = training_step(run, step, args)
+                metrics["lr"] = learning_rate
+                metrics["seconds"] = round(time.time() - started, 3)
+                if args.eval_every and (step + 1) % args.eval_every == 0:  # validation on the fixed held-out subset
+                    metrics.update(evaluation.validate(run, args))
+            except torch.OutOfMemoryError:  # what it holds (the step's activations) is freed when this block ends
+                metrics = None
+            if metrics is None:
+                harness.stop_out_of_memory(run, step, step_rng, args)  # saves the last completed step, then one line
+            harness.log_step(run, metrics, samples, bar, args)
+            if harness.save_or_stop(run, step, metrics, args):  # Ctrl-C / SIGTERM: saved, end here
+                return run.policy
     if args.eval_every and run.main_process:
         tqdm.write(f"wrote {evaluation.plot_validation(*harness.log_paths(args)[:1], args.output_dir)}")
     if args.data == "synthetic" and args.compare_at_end and args.fsdp:  # one process cannot run a sharded model

@@ -29,7 +29,11 @@ STATE_FORMAT = 2  # 1 (no "format" in the manifest): trainer_state.pt held numpy
 SAME_RUN_KEYS = ("model", "data", "method", "max_steps", "batch_size", "group_size", "lr", "seed", "lora_rank",
                  "lora_alpha", "lora_targets", "fsdp",
                  # what decides which rows are examples: another value would change the questions of each step
-                 "skip_bad_examples", "image_dir", "question_key", "answer_key", "image_key", "max_images")
+                 "skip_bad_examples", "image_dir", "question_key", "answer_key", "image_key", "max_images",
+                 # the learning rate of each step is a function of these two (and of lr and max_steps)
+                 "lr_scheduler", "warmup_ratio")
+# What a checkpoint written before a key of SAME_RUN_KEYS existed ran with: such a checkpoint still resumes.
+BEFORE_THE_KEY = dict(lr_scheduler="constant", warmup_ratio=0.0)
 
 
 class CheckpointError(RuntimeError):
@@ -222,8 +226,10 @@ def load_trainer_state(checkpoint):
 
 
 def check_resume_args(saved, args, checkpoint):
-    """A resumed run must be the same run: same model (also the KL reference), data, schedule, seed, adapters."""
+    """A resumed run must be the same run: same model (also the KL reference), data, schedule (of steps and of the
+    learning rate), seed, adapters."""
     for key in SAME_RUN_KEYS:
-        if saved.get(key) != getattr(args, key):
+        value = saved.get(key, BEFORE_THE_KEY.get(key))
+        if value != getattr(args, key):
             raise loader.DataError(checkpoint, "resumed with different arguments",
-                                   f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {getattr(args, key)!r}")
+                                   f"--{key.replace('_', '-')} was {value!r}, now {getattr(args, key)!r}")

@@ -1,13 +1,28 @@
 """The command line of fast_grpo.py: its Args dataclass as argparse flags, the defaults a flag left unset takes
 (the model's, then the method preset's), the checks that stop a bad combination with one line, and the run's first
 lines saying which settings came from where. The tables themselves live with the presets in methods.py.
+
+Also the run's record: config.yaml, every resolved flag (`write_config`), which `--config FILE.yaml` reads back
+through the same parser as the command line (the command line wins).
 """
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
+import subprocess
+import sys
 
+import yaml
+
+from machinery import logs, tracking
 import methods
+
+CONFIG_FILE = "config.yaml"  # in every run's --output-dir: its flags, which --config reads back
+CONFIG_HELP = ("read flags from this YAML file of `flag: value` lines (the names of the flags, with - or _), as "
+               "every run writes them to config.yaml in its --output-dir; flags on the command line win. Rerun a run: "
+               "--config RUN/config.yaml --output-dir ANOTHER (without another --output-dir it refuses rather than "
+               "overwrite the run)")
 
 
 def build_parser(args_class, description):
@@ -23,12 +38,32 @@ def build_parser(args_class, description):
     return parser
 
 
+def fail(message):
+    """Stop with one line on stderr and exit code 2 (a mistake in the input, not in the flags' syntax)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse(args_class, argv, description, presets):
-    """Command line -> `args_class`. A switch the user did not set comes from the model's defaults
-    (methods.DEMO_DEFAULTS for the shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then
-    from the method's preset in `presets`; then the combination is checked (one line and exit code 2 if bad)."""
+    """Command line -> `args_class`. With --config FILE, the file's flags come first and the command line's after
+    them (so they win). A switch the user did not set comes from the model's defaults (methods.DEMO_DEFAULTS for
+    the shipped demo model, its curriculum included; PAPER_DEFAULTS for any other), then from the method's preset
+    in `presets`; then the combination is checked (one line and exit code 2 if bad)."""
     parser = build_parser(args_class, description)
-    args = args_class(**vars(parser.parse_args(argv)))
+    parser.add_argument("--config", metavar="FILE.yaml", help=CONFIG_HELP)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # only what the file's handling needs
+    first.add_argument("--config")
+    first.add_argument("--output-dir")
+    first.exit_on_error = False
+    try:
+        given = first.parse_known_args(argv)[0]
+    except argparse.ArgumentError:  # `--config` without a file: the full parser says so below
+        given = argparse.Namespace(config=None, output_dir=None)
+    from_file = config_flags(given.config, parser, args_class) if given.config else []
+    values = vars(parser.parse_args(from_file + argv))
+    values.pop("config")
+    args = args_class(**values)
     if args.slow_to_fast is not None:
         old_spelling = "slow-to-fast" if args.slow_to_fast else "none"
         if args.curriculum not in (None, old_spelling):
@@ -47,7 +82,90 @@ def parse(args_class, argv, description, presets):
     for failed, message in problems(args):
         if failed:
             parser.error(message)  # one line on stderr, exit code 2
+    if tracking.problem(args.report_to):  # wandb or trackio asked for but not installed: before any model loads
+        fail(tracking.problem(args.report_to))
+    from_the_file = any(word.startswith("--output-dir=") for word in from_file)  # a run's own record names its folder
+    if from_the_file and given.output_dir is None and not args.resume and holds_a_run(args.output_dir):
+        fail(f"--config {given.config}: its output_dir {args.output_dir} already holds a run, which this would "
+             "overwrite; add --output-dir ANOTHER to rerun it (or --resume auto to continue it)")
     return args
+
+
+def config_flags(path, parser, args_class):
+    """The flags of a --config YAML file as command-line words (`--lr=1e-06`, `--no-length-reward`...), checked by
+    `parser` as the command line is (types, choices: `lr: 1e-6` is a number); a problem stops with one line naming
+    the file (and the key). An empty value (null) leaves the flag to its default."""
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except OSError as error:
+        fail(f"--config {path}: {error.strerror or error}")
+    except yaml.YAMLError as error:
+        fail(f"--config {path}: not YAML ({' '.join(str(error).split())})")
+    if not isinstance(values, dict):
+        fail(f"--config {path}: not a YAML mapping of `flag: value` lines")
+    fields = {f.name: f for f in dataclasses.fields(args_class)}
+    words = []
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            fail(f"--config {path}: unknown key {key!r}: no --{name.replace('_', '-')} flag (--help lists them)")
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if fields[name].metadata.get("boolean"):
+            if not isinstance(value, bool):
+                fail(f"--config {path}: {key} must be true or false, not {value!r}")
+            words.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, (dict, list)):
+            fail(f"--config {path}: {key} must be a single value, not {value!r}")
+        else:
+            words.append(f"{flag}={value}")  # one word: a value starting with - is not taken for a flag
+    parser.exit_on_error = False  # a bad value: the parser's own message, naming the file
+    try:
+        parser.parse_args(words)
+    except argparse.ArgumentError as error:
+        fail(f"--config {path}: {error}")
+    finally:
+        parser.exit_on_error = True
+    return words
+
+
+def holds_a_run(folder):
+    """Whether `folder` already holds a training run's record."""
+    return any(os.path.exists(os.path.join(folder, name)) for name in (CONFIG_FILE, "metrics.jsonl"))
+
+
+def write_config(args, path, start_step=0):
+    """config.yaml: every flag of the run after presets and defaults (not --resume, which says how this process
+    started, not what the run is), with the versions of torch and transformers and the project's commit as
+    comments; `--config` reads it back."""
+    versions = ", ".join(f"{package} {importlib.metadata.version(package)}" for package in ("torch", "transformers"))
+    commit = project_commit()
+    header = ["# fast_grpo.py's settings for this run: every flag, after the presets and defaults (--resume aside).",
+              f"# Rerun it: python fast_grpo.py --config {path} --output-dir ANOTHER_FOLDER",
+              f"# {versions}" + (f"; fast-grpo commit {commit}" if commit else "; fast-grpo commit unknown")]
+    if start_step:
+        header.append(f"# (written again when the run resumed at step {start_step})")
+    settings = {key: value for key, value in dataclasses.asdict(args).items() if key != "resume"}
+    body = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True, width=1000)
+    logs.write_atomically(path, "\n".join(header) + "\n" + body)
+    return path
+
+
+def project_commit():
+    """The git commit of this project's code ("+ uncommitted changes" when its tracked files differ), or None when
+    it is not a git checkout or git is missing."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + (" + uncommitted changes" if changed.stdout.strip() else "")
 
 
 def looks_like_hub_id(name):
@@ -79,6 +197,7 @@ def problems(args):
         (not 0 <= args.overlong_buffer <= args.max_new_tokens, "--overlong-buffer must be within 0..--max-new-tokens"),
         (args.overlong_penalty < 0, "--overlong-penalty must not be negative (it is subtracted)"),
         (args.lora_rank > 0 and args.freeze_vision, "--freeze-vision is implied by --lora-rank (only adapters train)"),
+        (not 0 <= args.warmup_ratio < 1, "--warmup-ratio must be within 0..1 (a share of --max-steps)"),
     ]
 
 

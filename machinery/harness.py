@@ -1,12 +1,16 @@
 """The run around the algorithm: everything fast_grpo.train does besides Algorithm 1's step.
 
-Set up (device, seeds, data, policy, frozen reference, optimizer) or resume from a checkpoint; after each step,
-log, save when due, and stop cleanly on Ctrl-C / SIGTERM, on three non-finite updates in a row, or on running out
-of memory (after saving the last completed step). Under torchrun (machinery/distributed.py) process 0 prints,
-logs and saves. None of this changes what a step computes: a run resumed from a checkpoint continues exactly.
+Set up (device, seeds, data, policy, frozen reference, optimizer, the run's record config.yaml, the trackers of
+--report-to) or resume from a checkpoint; before each step, set its learning rate (--lr-scheduler); after it, log
+(metrics.jsonl, samples.jsonl, the trackers), save when due, and stop cleanly on Ctrl-C / SIGTERM, on three
+non-finite updates in a row, or on running out of memory (after saving the last completed step). Under torchrun
+(machinery/distributed.py) process 0 prints, logs and saves. None of this changes what a step computes: a run
+resumed from a checkpoint continues exactly.
 """
 
 import contextlib
+import dataclasses
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -16,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from data_loading import loader
-from machinery import checkpoints, distributed, fsdp, loading, logs, lora, stopping
+from machinery import checkpoints, command_line, distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
 import vlm
 
@@ -43,6 +47,7 @@ class Run:
     stop_signal: list = field(default_factory=list)  # names the signal once Ctrl-C / SIGTERM arrived
     bad_streak: int = 0  # steps in a row whose every update was skipped as non-finite
     validation: list = None  # --eval-data's first --eval-size items, evaluated every --eval-every steps
+    tracker: tracking.Tracker = field(default_factory=tracking.Tracker)  # --report-to's, on process 0
 
 
 def start(args, settings_lines=(), load_validation=None):
@@ -90,6 +95,11 @@ def start(args, settings_lines=(), load_validation=None):
     text_only = any(not loader.example_images(example) for example in examples)
     run.trainer = policy if args.fsdp else distributed.wrap(policy, text_only)  # DDP for the update under torchrun
     run.stop_signal = stopping.catch_stop_signals()
+    if main_process:  # the run's record and its live view, once everything has loaded
+        command_line.write_config(args, os.path.join(args.output_dir, command_line.CONFIG_FILE), run.start_step)
+        run.tracker = tracking.start(args.output_dir, args.report_to, dataclasses.asdict(args),
+                                     os.path.basename(os.path.abspath(args.output_dir)),
+                                     resumed_at=run.start_step if checkpoint else None, fresh=not checkpoint)
     return run
 
 
@@ -148,17 +158,46 @@ def restore(run, state, args):
         print(f"resumed from {run.checkpoint} at step {run.start_step}")
 
 
+def learning_rate(step, args):
+    """--lr-scheduler's learning rate of step `step` (0-based) of --max-steps: a pure function of the step, so a
+    resumed run sets what the uninterrupted run set (a scheduler object re-created after loading the optimizer
+    would restart its count). Warm-up: the first ceil(--warmup-ratio x --max-steps) steps rise linearly to --lr,
+    (step + 1) / warm-up steps (not from 0 as in transformers' schedules: a step at lr 0 would cost a whole sampling
+    phase for nothing); then constant, or linear or cosine down to 0 over the remaining steps (transformers'
+    formulas). Constant without warm-up, the paper's choice and the default, is exactly --lr."""
+    warmup = math.ceil(args.warmup_ratio * args.max_steps)
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    if args.lr_scheduler == "constant":
+        return args.lr
+    progress = (step - warmup) / max(1, args.max_steps - warmup)
+    if args.lr_scheduler == "linear":
+        return args.lr * (1.0 - progress)
+    return args.lr * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
+
+
+def set_learning_rate(run, step, args):
+    """At the start of step `step`: its scheduled learning rate on every parameter group; returns it (for the
+    metrics line's `lr`)."""
+    lr = learning_rate(step, args)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def log_paths(args):
     return os.path.join(args.output_dir, "metrics.jsonl"), os.path.join(args.output_dir, "samples.jsonl")
 
 
 def log_step(run, metrics, samples, bar, args):
-    """metrics.jsonl and samples.jsonl get the step's lines; the bar its live view; every --log-every steps a line."""
+    """metrics.jsonl and samples.jsonl get the step's lines, the trackers its scalars (and every --log-every steps
+    its samples as text); the bar its live view; every --log-every steps a line."""
     if not run.main_process:
         return
     metrics_path, samples_path = log_paths(args)
     logs.append_jsonl(metrics_path, [metrics])
     logs.append_jsonl(samples_path, samples)
+    tracking.log_step(run.tracker, metrics, samples, bool(args.log_every) and metrics["step"] % args.log_every == 0)
     bar.set_postfix_str(logs.live_view(metrics))
     if args.log_every and metrics["step"] % args.log_every == 0:
         tqdm.write(logs.compact_line(metrics))

@@ -1,5 +1,6 @@
 """Helpers several test files share (pytest's conftest.py holds the fixtures): a short training run, a checkpoint's
-weights, and small files in the published schemas of the training data sets (Geometry3K, ViRL39K) and of MathVista."""
+weights, a run's TensorBoard events as TensorBoard reads them, and small files in the published schemas of the
+training data sets (Geometry3K, ViRL39K) and of MathVista."""
 
 import io
 import json
@@ -9,6 +10,7 @@ import numpy as np
 import pyarrow
 import pyarrow.parquet
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForImageTextToText
 
 import fast_grpo
@@ -24,6 +26,35 @@ def run(model_dir, dataset, output_dir, *flags, steps=2):
 
 def weights(folder):
     return AutoModelForImageTextToText.from_pretrained(folder).state_dict()
+
+
+def read_events(folder):
+    """Every scalar ({tag: {step: value}}) and text ({tag: {step: text}}) of the event files in `folder`, as
+    TensorBoard reads them (a purge_step hides the events it replaced); a step that appears twice fails."""
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    texts = {tag: [(e.step, e.tensor_proto.string_val[0].decode()) for e in events.Tensors(tag)]
+             for tag in events.Tags()["tensors"]}
+    for tag, points in {**scalars, **texts}.items():
+        steps = [step for step, _ in points]
+        assert len(steps) == len(set(steps)), f"{tag}: steps {steps}"
+    return {tag: dict(points) for tag, points in scalars.items()}, {tag: dict(points) for tag, points in texts.items()}
+
+
+def assert_events_equal_metrics(folder, metrics):
+    """Every number of every metrics.jsonl line is a scalar tagged `<group>/<its key>` at its step (TensorBoard
+    keeps float32), and nothing else is: a step whose value is None has no point."""
+    scalars = read_events(folder)[0]
+    by_key = {tag.split("/", 1)[1]: points for tag, points in scalars.items()}
+    assert len(by_key) == len(scalars)
+    expected = {}
+    for line in metrics:
+        for key, value in line.items():
+            if key != "step" and isinstance(value, (int, float)):
+                expected.setdefault(key, {})[line["step"]] = float(np.float32(value))
+    assert by_key == expected
+    assert {"rewards/reward_mean", "difficulty/fraction_kept", "update/lr", "time/seconds"} <= set(scalars)
 
 
 def png(seed, size=(56, 56)):

@@ -3,9 +3,11 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 import eval as evaluation
+from helpers import read_events
 from machinery import loading
 import methods
 
@@ -42,6 +44,19 @@ def test_eval_cli_on_the_tiny_model(tiny_model_dir, dataset, tmp_path, capsys):
     assert set(summary) == {"accuracy", "tokens_mean", "tokens_median", "well_formed", "truncated", "count"}
     assert 1 <= summary["tokens_mean"] <= 8
     assert "| data | all |" in capsys.readouterr().out
+
+
+def test_eval_results_are_tensorboard_scalars_at_the_checkpoints_step(tiny_model_dir, dataset, tmp_path):
+    os.symlink(tiny_model_dir, tmp_path / "checkpoint-3")  # as a run's checkpoint-3/
+    evaluation.main(["--model", str(tmp_path / "checkpoint-3"), "--data", dataset, "--max-new-tokens", "4",
+                     "--batch-size", "8", "--output", str(tmp_path / "results.json"), "--output-dir",
+                     str(tmp_path / "run")])
+    summary = json.load(open(tmp_path / "results.json"))["results"]["data"]["all"]
+    scalars, texts = read_events(tmp_path / "run")
+    assert {tag: points for tag, points in scalars.items() if tag.startswith("eval/data/all/")} == {
+        f"eval/data/all/{key}": {3: float(np.float32(value))} for key, value in summary.items()}
+    assert "| data | all |" in texts["eval/table/text_summary"][3]
+    assert not list(tmp_path.glob("events.out.tfevents.*"))  # in --output-dir, not beside --output
 
 
 def test_eval_bad_data_exits_2(tmp_path, capsys):
