@@ -24,12 +24,14 @@ from benchmarks import protocol
 from data_loading import loader
 from machinery import distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
+from task_rewards import reward_files
 import vlm
 
 
 def generate_records(model, processor, examples, method="fast", max_new_tokens=1024, batch_size=32,
-                     num_samples=1, temperature=0.0):
-    """Answer every example `num_samples` times; one record per response (correct, format, tokens, ...)."""
+                     num_samples=1, temperature=0.0, reward_fn=None):
+    """Answer every example `num_samples` times; one record per response (correct, format, tokens, ...). With
+    `reward_fn` (--reward-fn) the user's function scores them as in training, its parts kept as reward_<part>."""
     preset = methods.METHODS[method]
     instruction = methods.PROMPTS[preset["prompt"]]
     suppress_ids, eos_ids = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
@@ -40,24 +42,30 @@ def generate_records(model, processor, examples, method="fast", max_new_tokens=1
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         answers = [e["answer"] for e in batch for _ in range(num_samples)]
-        correct, fmt = methods.score_responses(out["texts"], answers, method,
-                                               choices=[e.get("choices") for e in batch for _ in range(num_samples)])
+        rows = [start + row // num_samples for row in range(len(answers))]
+        correct, fmt, parts = methods.score_responses(out["texts"], answers, method, reward_fn=reward_fn, rows=rows,
+                                                      choices=[e.get("choices") for e in batch
+                                                               for _ in range(num_samples)])
+        has_format = "format" in parts if reward_fn else preset["format_style"]  # without one, all count as formed
         for row, text in enumerate(out["texts"]):
             example = batch[row // num_samples]
-            records.append(dict(index=start + row // num_samples, level=example.get("level"),
+            records.append(dict(index=rows[row], level=example.get("level"),
                                 benchmark=example.get("benchmark"), correct=float(correct[row]),
-                                format=float(fmt[row]) if preset["format_style"] else 1.0,
+                                format=float(fmt[row] > 0) if has_format else 1.0,
                                 tokens=int(out["response_mask"][row].sum()),
-                                truncated=bool(out["truncated"][row]), response=text))
+                                truncated=bool(out["truncated"][row]), response=text,
+                                **{f"reward_{name}": float(values[row]) for name, values in parts.items()}))
     return records
 
 
 def summarise(records):
-    """accuracy, mean/median tokens, well-formed share, truncated share and count of a list of records."""
+    """accuracy, mean/median tokens, well-formed share, truncated share and count of a list of records, and the
+    mean of each --reward-fn part (reward_<part>)."""
     tokens = [r["tokens"] for r in records]
     return dict(accuracy=float(np.mean([r["correct"] for r in records])), tokens_mean=float(np.mean(tokens)),
                 tokens_median=float(np.median(tokens)), well_formed=float(np.mean([r["format"] for r in records])),
-                truncated=float(np.mean([r["truncated"] for r in records])), count=len(records))
+                truncated=float(np.mean([r["truncated"] for r in records])), count=len(records),
+                **{key: float(np.mean([r[key] for r in records])) for key in records[0] if key.startswith("reward_")})
 
 
 def group_key(records, num_samples):
@@ -111,7 +119,7 @@ def validate(run, args):
         if args.eval_benchmark:
             correct, tokens = protocol.validate(run.policy, run.processor, items, args.eval_benchmark, **common)
         else:
-            records = generate_records(run.policy, run.processor, items, **common)
+            records = generate_records(run.policy, run.processor, items, reward_fn=run.reward_fn, **common)
             correct, tokens = [r["correct"] for r in records], [r["tokens"] for r in records]
     correct, tokens = distributed.whole_batch(correct, tokens)
     return dict(val_accuracy=float(np.mean(correct)), val_tokens=float(np.mean(tokens))) if run.main_process else {}
@@ -350,6 +358,9 @@ def main(argv=None):
                         help="with --benchmark: re-score these responses instead of generating")
     parser.add_argument("--responses", default=None, help="with --benchmark: also write the generations here")
     parser.add_argument("--method", default="fast", choices=sorted(methods.METHODS), help="prompt preset")
+    parser.add_argument("--reward-fn", default=None, metavar="PATH.py:FUNCTION", help="score with your own function, "
+                        "as fast_grpo.py --reward-fn does: it must return a dict with 'accuracy' (> 0: correct), and "
+                        "its parts are reported as reward_<part> (docs/reward-functions.md); not with --benchmark")
     parser.add_argument("--max-pixels", type=int, default=None, help="image size limit (default: what fast_grpo.py "
                         f"uses for the model: the demo's processor's, else {methods.MAX_PIXELS}; pass the value you "
                         "trained with if you changed it)")
@@ -372,6 +383,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.score or args.responses) and not args.benchmark:
         parser.error("--score and --responses need --benchmark NAME")
+    if args.reward_fn and (args.benchmark or args.compare):
+        parser.error("--reward-fn scores generated responses: not with --benchmark (its own rules) or --compare")
     if not args.compare and tracking.problem(args.report_to):  # wandb or trackio missing: before any model loads
         print(f"error: {tracking.problem(args.report_to)}", file=sys.stderr)
         sys.exit(2)
@@ -400,6 +413,7 @@ def main(argv=None):
     device = loading.pick_device(args.device)
     try:
         loading.check_model(args.model)
+        reward_fn = reward_files.load(args.reward_fn, ["eval.py's accuracy"]) if args.reward_fn else None
         examples = loader.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples,
                                         **loader.options(args))
         processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
@@ -407,8 +421,13 @@ def main(argv=None):
     except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    results = evaluate(model, processor, examples, method=args.method, max_new_tokens=args.max_new_tokens,
-                       batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature)
+    try:  # a --reward-fn function can raise or answer wrongly on any response: one line, like bad data
+        results = evaluate(model, processor, examples, method=args.method, max_new_tokens=args.max_new_tokens,
+                           batch_size=args.batch_size, num_samples=args.num_samples, temperature=args.temperature,
+                           reward_fn=reward_fn)
+    except reward_files.RewardFnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     print(markdown_table(results, args.model))
     if args.output:
         logs.write_atomically(args.output, json.dumps(dict(name=args.name, model=args.model, data=args.data,

@@ -57,6 +57,11 @@ class Args:
     answer_key: str = arg(None, loader.OPTIONS["answer_key"])
     image_key: str = arg(None, loader.OPTIONS["image_key"])
     max_images: int = arg(None, loader.OPTIONS["max_images"])
+    reward_fn: str = arg(None, "your task's reward, path.py:function (EasyR1's signature): function(response, "
+                         "ground_truth) -> a float, or a dict with 'overall' (replaces r_acc + w r_fmt; FAST's 0.5 "
+                         "r_t is still added) and parts such as 'accuracy' (> 0: correct; the pass rate, Eq. 4 and 5 "
+                         "and the curriculum need it) and 'format', each logged as reward_<part> "
+                         "(docs/reward-functions.md)")
     output_dir: str = arg("runs/fast-grpo", "where metrics.jsonl, samples.jsonl and checkpoint-<step>/ go")
     # sampling
     batch_size: int = arg(None, "questions per step (default: 8)")
@@ -247,12 +252,13 @@ THINKING_WEIGHT = 0.5  # Eq. 4's weight in FAST's total reward r = r_acc + 0.5 r
 
 def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="none", drop_pass_0_1=False,
                   hard_percentile=80.0, length_reward=True, format_weight=0.5, dynamic_kl=True, kl_coef=0.01,
-                  beta_min=0.001, beta_max=0.03, overlong=None):
+                  beta_min=0.001, beta_max=0.03, overlong=None, overall=None):
     """Algorithm 1's middle: pass rate -> Slow-to-Fast filter -> S_d (Eq. 3) and hard flags -> thinking reward
     (Eq. 4) -> total reward, and the KL coefficients (Eq. 5). Pure numpy.
 
     correct, fmt, lengths: (questions, G); complexity: (questions,) H_img of Eq. 2; progress: t / T; overlong:
-    (questions, G) or None, DAPO's overlong penalty (§10), added to every response's reward.
+    (questions, G) or None, DAPO's overlong penalty (§10), added to every response's reward; overall: (questions, G)
+    or None, a --reward-fn's `overall`, in place of r_acc + w r_fmt.
     The filter comes first; theta (the hard threshold) and L_avg are then computed over the kept groups only.
     Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,).
     """
@@ -267,7 +273,7 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
     if drop_pass_0_1:  # the released code's online rule
         keep &= difficulty.mixed_outcomes(pass_rate)
     hard = np.zeros(num_questions, dtype=bool)
-    reward = correct + format_weight * fmt  # r_acc + w r_fmt
+    reward = correct + format_weight * fmt if overall is None else overall.copy()  # r_acc + w r_fmt, or --reward-fn
     if keep.any():
         s_d = difficulty.combined_difficulty(pass_rate[keep], complexity[keep])  # Eq. 3: S_d = S_ext * rank(H_img)
         hard[keep] = difficulty.hard_questions(s_d, hard_percentile)  # S_d >= theta (80th percentile)
@@ -311,9 +317,11 @@ def training_step(run, step, args):
         rollout = vlm.sample(run.policy, run.processor, prompts, args.max_new_tokens, args.temperature,
                              run.suppress_ids, run.eos_ids)
 
-    # 2. Rule-based rewards of each response: accuracy r_acc and format r_fmt (§6); its length L (Eq. 4)
-    correct, fmt = methods.score_responses(rollout["texts"], [questions[i]["answer"] for i in group_rows],
-                                           args.method, choices=[questions[i].get("choices") for i in group_rows])
+    # 2. Rule-based rewards of each response: accuracy r_acc and format r_fmt (§6), or the parts of --reward-fn's
+    #    function (task_rewards/); its length L (Eq. 4)
+    answers, choices = [questions[i]["answer"] for i in group_rows], [questions[i].get("choices") for i in group_rows]
+    correct, fmt, parts = methods.score_responses(rollout["texts"], answers, args.method, choices=choices,
+                                                  reward_fn=run.reward_fn, rows=np.asarray(indices)[group_rows])
     token_lengths = rollout["response_mask"].sum(1).numpy()
     lengths = token_lengths if args.length_unit == "tokens" else np.array([rewards.char_length(t)
                                                                            for t in rollout["texts"]])
@@ -328,8 +336,9 @@ def training_step(run, step, args):
     overlong = rewards.overlong_penalty(token_lengths, args.max_new_tokens, args.overlong_buffer,
                                         args.overlong_penalty).reshape(grid)
     correct, fmt, lengths, complexity, overlong = distributed.whole_batch(correct, fmt, lengths, complexity, overlong)
+    parts = dict(zip(parts, distributed.whole_batch(*(part.reshape(grid) for part in parts.values()))))
     shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, overlong=overlong,
-                           **reward_settings(args))
+                           overall=parts.get("overall"), **reward_settings(args))
 
     # 5. GRPO: advantages normalised within each kept group (by its std, the batch's or none: --scale-rewards)
     mine = distributed.my_questions(len(questions))
@@ -354,7 +363,7 @@ def training_step(run, step, args):
                                   run.suppress_ids, **update_settings(args))
     token_lengths, truncated, groups = distributed.whole_batch(  # for the metrics line only
         token_lengths.reshape(grid), rollout["truncated"].numpy(), [logs.group_of(example) for example in questions])
-    metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, groups)
+    metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, groups, parts)
     return metrics, logs.sample_records(step, questions, rollout["texts"], shaped["reward"], group_size)
 
 

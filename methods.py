@@ -81,18 +81,25 @@ def instruction(method):
     return PROMPTS[METHODS[method]["prompt"]]
 
 
-def score_responses(texts, answers, method, choices=None):
-    """Rule-based rewards per response: (correct r_acc, format r_fmt) as float arrays (docs/paper.md §6).
+def score_responses(texts, answers, method, choices=None, reward_fn=None, rows=None):
+    """Rewards per response: (correct r_acc, format r_fmt, parts) as float arrays and a dict (docs/paper.md §6).
     `choices`: per response, its question's options (a `choices` column) or None. No-Thinking RL scores the whole
-    output by exact match and has no format reward."""
+    output by exact match and has no format reward. `parts` is {} for the presets; with `reward_fn` (--reward-fn,
+    task_rewards/reward_files.py, called with each response's data row in `rows`) it holds every part the user's
+    function returned, `overall` among them, and `correct` is 1 where its `accuracy` part is > 0."""
+    if reward_fn is not None:
+        parts = reward_fn(texts, answers, rows)
+        zeros = np.zeros(len(texts))  # no accuracy part: whatever reads pass rates was refused on the first call
+        correct = (parts["accuracy"] > 0).astype(float) if "accuracy" in parts else zeros
+        return correct, parts.get("format", zeros), parts
     preset = METHODS[method]
     if preset["format_style"] is None:  # No-Thinking RL: the whole output must equal the label
         correct = [rewards.equality_reward(t, a) for t, a in zip(texts, answers)]
-        return np.array(correct), np.zeros(len(texts))
+        return np.array(correct), np.zeros(len(texts)), {}
     choices = choices if choices is not None else [None] * len(texts)
     correct = [rewards.accuracy_reward(t, a, choices=c) for t, a, c in zip(texts, answers, choices)]
     if preset["format_style"] == "either":
         fmt = [rewards.either_format_reward(t) for t in texts]
     else:
         fmt = [rewards.format_reward(t, preset["format_style"]) for t in texts]
-    return np.array(correct), np.array(fmt)
+    return np.array(correct), np.array(fmt), {}

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from data_loading import loader
 from machinery import checkpoints, command_line, distributed, fsdp, loading, logs, lora, stopping, tracking
 import methods
+from task_rewards import reward_files
 import vlm
 
 
@@ -47,6 +48,7 @@ class Run:
     stop_signal: list = field(default_factory=list)  # names the signal once Ctrl-C / SIGTERM arrived
     bad_streak: int = 0  # steps in a row whose every update was skipped as non-finite
     validation: list = None  # --eval-data's first --eval-size items, evaluated every --eval-every steps
+    reward_fn: object = None  # --reward-fn's function (task_rewards/reward_files.py), or None: the method's rules
     tracker: tracking.Tracker = field(default_factory=tracking.Tracker)  # --report-to's, on process 0
 
 
@@ -68,6 +70,7 @@ def start(args, settings_lines=(), load_validation=None):
     if state:
         checkpoints.check_resume_args(state["args"], args, checkpoint)
     validation = load_validation(args) if load_validation else None  # checked up front like the training data
+    reward_fn = reward_files.load(args.reward_fn, reward_files.accuracy_users(args)) if args.reward_fn else None
     processor = loading.load_processor(args.model, args.max_pixels)
     policy, reference = load_models(args, checkpoint, dtype, device)
     policy.train()
@@ -78,7 +81,8 @@ def start(args, settings_lines=(), load_validation=None):
               optimizer=optimizer, autocast=torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32),
               instruction=methods.instruction(args.method), suppress_ids=vlm.vision_token_ids(policy, processor),
               eos_ids=vlm.eos_token_ids(policy, processor), max_pixels=loading.max_image_pixels(processor),
-              classifier=classifier, main_process=main_process, checkpoint=checkpoint, validation=validation)
+              classifier=classifier, main_process=main_process, checkpoint=checkpoint, validation=validation,
+              reward_fn=reward_fn)
     if main_process:
         print(f"{len(examples)} questions from {args.data}; method {args.method}; {device} {dtype}"
               + (f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "") + "; "

@@ -56,9 +56,12 @@ def group_of(example):
     return next((example[key] for key in ("level", "category", "benchmark") if example.get(key) is not None), None)
 
 
-def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels):
+def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, levels, parts=None):
     """One line of metrics.jsonl. tokens_easy / tokens_hard: kept questions, split by the hard flag;
-    tokens_by_level: every sampled response, by the data's `level` field (when the data has one)."""
+    tokens_by_level: every sampled response, by the data's `level` field (when the data has one). `parts`: a
+    --reward-fn's parts ({name: (questions, G)}), each logged as the mean `reward_<name>`; accuracy and format are
+    then None when the function has no such part (the zeros standing in for them mean nothing)."""
+    parts = parts or {}
     keep, hard = shaped["keep"], shaped["hard"]
     group_size = correct.shape[1]
     hard_rows = np.repeat(hard, group_size).reshape(correct.shape)
@@ -66,8 +69,9 @@ def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, le
     by_level = {level: float(token_lengths[[i for i, l in enumerate(levels) if l == level]].mean())
                 for level in dict.fromkeys(levels) if level is not None}
     return dict(
-        step=step + 1, reward_mean=float(shaped["reward"].mean()), accuracy=float(correct.mean()),
-        format=float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
+        step=step + 1, reward_mean=float(shaped["reward"].mean()),
+        accuracy=None if parts and "accuracy" not in parts else float(correct.mean()),
+        format=None if parts and "format" not in parts else float(fmt.mean()), tokens_mean=float(token_lengths.mean()),
         tokens_easy=float(token_lengths[easy_rows].mean()) if easy_rows.any() else None,
         tokens_hard=float(token_lengths[hard_rows].mean()) if hard_rows.any() else None,
         tokens_by_level=by_level or None,
@@ -75,13 +79,15 @@ def step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, le
         fraction_kept=float(keep.mean()), fraction_truncated=float(np.mean(truncated, dtype=np.float32)),
         kl_coef_mean=float(shaped["kl_coef"][keep].mean()) if keep.any() else None,
         update_skipped=None if keep.any() else "every group filtered out", **stats,
+        **{f"reward_{name}": float(values.mean()) for name, values in parts.items()},
     )  # the harness adds `seconds`
 
 
 def live_view(metrics):
     """The progress bar's text: reward, T = 1 accuracy, and mean tokens of kept easy and hard questions."""
     tokens = lambda key: "-" if metrics[key] is None else f"{metrics[key]:.0f}"  # noqa: E731
-    return (f"reward {metrics['reward_mean']:.2f} acc {metrics['accuracy']:.2f} "
+    accuracy = "-" if metrics["accuracy"] is None else f"{metrics['accuracy']:.2f}"  # a --reward-fn without one
+    return (f"reward {metrics['reward_mean']:.2f} acc {accuracy} "
             f"tokens easy {tokens('tokens_easy')} hard {tokens('tokens_hard')}")
 
 

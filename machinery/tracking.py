@@ -63,7 +63,7 @@ def scalars(metrics):
     per entry). `step` is the x axis; None (nothing to measure that step) and text (update_skipped) are left out."""
     tags = {}
     for key, value in metrics.items():
-        group = GROUP_OF.get(key, "other")
+        group = GROUP_OF.get(key, "rewards" if key.startswith("reward_") else "other")  # reward_<part>: --reward-fn
         entries = value.items() if isinstance(value, dict) else [(None, value)]
         for name, number in entries:
             if key != "step" and isinstance(number, (int, float)) and not isinstance(number, bool):

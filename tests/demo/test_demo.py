@@ -22,7 +22,7 @@ def test_shipped_model_reads_held_out_easy_items():
     inputs = vlm.encode(processor, [prompt] * len(easy), [item["image"] for item in easy])
     out = vlm.sample(model, processor, inputs, 128, 0.0, vlm.vision_token_ids(model, processor),
                      vlm.eos_token_ids(model, processor))
-    correct, fmt = methods.score_responses(out["texts"], [item["answer"] for item in easy], "fast")
+    correct, fmt, _ = methods.score_responses(out["texts"], [item["answer"] for item in easy], "fast")
     assert fmt.sum() == len(easy), out["texts"]
     assert correct.sum() >= len(easy) - 1, (out["texts"], [item["answer"] for item in easy])
 

@@ -48,6 +48,8 @@ def test_scalars_group_every_number_and_leave_out_none_and_text():
     assert tracking.scalars(line) == {"rewards/reward_mean": 1.5, "lengths/tokens_by_level/easy": 12.0,
                                       "lengths/tokens_by_level/hard": 80.5, "update/skipped_updates": 0.0,
                                       "update/lr": 1e-6, "validation/val_accuracy": 0.5, "other/new_field": 2.0}
+    # a --reward-fn's parts (reward_<part>) go with the rewards
+    assert tracking.scalars(dict(step=1, reward_accuracy=0.5, accuracy=None)) == {"rewards/reward_accuracy": 0.5}
 
 
 @pytest.mark.parametrize("text", ["<think>a</think><answer>7</answer>", "```python\nx = 1\n```", "a ```` b",
