@@ -68,16 +68,16 @@ def test_two_processes_run_the_method_of_one_on_the_whole_batch(warm_model_dir, 
 
     both_halves_kept = False
     for step in range(2):
-        # each step gathers 7 arrays (correct, fmt, lengths, complexity, tokens, truncated, levels): the whole batch is
-        # process 0's questions then process 1's, on both processes
-        calls = [rank["gathered"][7 * step:7 * step + 7] for rank in ranks]
-        inputs = [np.array(calls[0][k][0] + calls[1][k][0]) for k in range(4)]
-        for k in range(7):
+        # each step gathers 8 arrays (correct, fmt, lengths, complexity, the overlong penalty, tokens, truncated,
+        # levels): the whole batch is process 0's questions then process 1's, on both processes
+        calls = [rank["gathered"][8 * step:8 * step + 8] for rank in ranks]
+        inputs = [np.array(calls[0][k][0] + calls[1][k][0]) for k in range(5)]
+        for k in range(8):
             assert calls[0][k][1] == calls[1][k][1] == calls[0][k][0] + calls[1][k][0]
         assert inputs[0].shape == (8, 4)
         # theta (hard flags), L_avg (the thinking reward), the filter and the KL coefficients: what one process
         # computes on all 8 groups, and the same on both processes
-        expected = fast_grpo.shape_rewards(*inputs, ranks[0]["shaped"][step]["progress"],
+        expected = fast_grpo.shape_rewards(*inputs[:4], ranks[0]["shaped"][step]["progress"], overlong=inputs[4],
                                            **fast_grpo.reward_settings(args))
         for rank in ranks:
             got = rank["shaped"][step]
