@@ -55,6 +55,7 @@ def test_the_py_pair_holds_the_notebooks_cells():
 
 def test_the_saved_notebook_reads_without_running():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assert notebook.metadata.kernelspec.name == "python3"  # Jupyter and Colab open it without asking for a kernel
     cells = code_cells(notebook)
     assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))  # once, top to bottom
     outputs = [output for cell in cells for output in cell.outputs]
