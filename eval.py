@@ -147,14 +147,23 @@ def markdown_table(results, title="model"):
 DEMO_EVAL = dict(num_samples=4, temperature=1.0, sampled_per_level=150, batch_size=64, seed=0)
 
 
-def demo_evaluation(model, processor, method, max_new_tokens):
-    """{"greedy": {level: summary}, "sampled": {level: summary}} on the held-out synthetic test set."""
-    test_set = loader.load_examples("synthetic", split="test")
+def first_per_level(examples, count):
+    """The first `count` examples of each level, in their order."""
     counts, subset = {}, []
-    for example in test_set:
+    for example in examples:
         counts[example["level"]] = counts.get(example["level"], 0) + 1
-        if counts[example["level"]] <= DEMO_EVAL["sampled_per_level"]:
+        if counts[example["level"]] <= count:
             subset.append(example)
+    return subset
+
+
+def demo_evaluation(model, processor, method, max_new_tokens, per_level=None):
+    """{"greedy": {level: summary}, "sampled": {level: summary}} on the held-out synthetic test set; `per_level`:
+    on its first this many items of each level only, both decodings (a quick look, as in notebooks/)."""
+    test_set = loader.load_examples("synthetic", split="test")
+    if per_level is not None:
+        test_set = first_per_level(test_set, per_level)
+    subset = first_per_level(test_set, DEMO_EVAL["sampled_per_level"])
     torch.manual_seed(DEMO_EVAL["seed"])
     common = dict(method=method, max_new_tokens=max_new_tokens, batch_size=DEMO_EVAL["batch_size"])
     greedy = evaluate(model, processor, test_set, **common)["data"]
@@ -271,11 +280,14 @@ def before_and_after(reference, policy, processor, model_dir, method, max_new_to
     return results
 
 
-def before_after_table(results):
-    """Markdown: accuracy and mean tokens per level, start -> final, greedy and sampled."""
+def before_after_table(results, per_level=None):
+    """Markdown: accuracy and mean tokens per level, start -> final, greedy and sampled (`per_level`: the
+    demo_evaluation subset both came from, named in the title)."""
     k, n = DEMO_EVAL["num_samples"], DEMO_EVAL["sampled_per_level"]
-    lines = ["", f"held-out synthetic test set: greedy on every item; sampled = {k} samples at T = 1 of the first "
-             f"{n} items per level", "| decoding | level | accuracy start -> final | tokens start -> final | n |",
+    greedy = "every item" if per_level is None else f"the first {per_level} items per level"
+    n = n if per_level is None else min(per_level, n)
+    lines = ["", f"held-out synthetic test set: greedy on {greedy}; sampled = {k} samples at T = 1 of the first {n} "
+             "items per level", "| decoding | level | accuracy start -> final | tokens start -> final | n |",
              "|---|---|---|---|---|"]
     for decoding in ("greedy", "sampled"):
         for level, start in results["start"][decoding].items():

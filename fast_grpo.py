@@ -252,7 +252,7 @@ THINKING_WEIGHT = 0.5  # Eq. 4's weight in FAST's total reward r = r_acc + 0.5 r
 
 def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="none", drop_pass_0_1=False,
                   hard_percentile=80.0, length_reward=True, format_weight=0.5, dynamic_kl=True, kl_coef=0.01,
-                  beta_min=0.001, beta_max=0.03, overlong=None, overall=None):
+                  beta_min=0.001, beta_max=0.03, overlong=None, overall=None, trace=None):
     """Algorithm 1's middle: pass rate -> Slow-to-Fast filter -> S_d (Eq. 3) and hard flags -> thinking reward
     (Eq. 4) -> total reward, and the KL coefficients (Eq. 5). Pure numpy.
 
@@ -260,7 +260,8 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
     (questions, G) or None, DAPO's overlong penalty (§10), added to every response's reward; overall: (questions, G)
     or None, a --reward-fn's `overall`, in place of r_acc + w r_fmt.
     The filter comes first; theta (the hard threshold) and L_avg are then computed over the kept groups only.
-    Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,).
+    Returns pass_rate, keep, hard (questions,); reward (questions, G); kl_coef (questions,). `trace`: None, or a dict
+    that gets the kept groups' s_d (Eq. 3) and thinking, r_t of Eq. 4 (None without the length reward).
     """
     num_questions, group_size = correct.shape
     pass_rate = difficulty.pass_rates(correct)  # extrinsic difficulty S_ext = 1 - pass (§2)
@@ -281,6 +282,8 @@ def shape_rewards(correct, fmt, lengths, complexity, progress, *, curriculum="no
             thinking = rewards.thinking_reward(lengths[keep].ravel(), correct[keep].ravel() > 0,
                                                np.repeat(hard[keep], group_size))
             reward[keep] += THINKING_WEIGHT * thinking.reshape(-1, group_size)
+        if trace is not None:  # what the notebook shows is what the step used, not a recomputation
+            trace.update(s_d=s_d, thinking=thinking.reshape(-1, group_size) if length_reward else None)
     if overlong is not None:
         reward = reward + overlong
     if dynamic_kl:  # Eq. 5: beta_q = beta_min + (beta_max - beta_min) * pass_q
@@ -297,13 +300,14 @@ def reward_settings(args):
     return dict({key: getattr(args, key) for key in keys}, format_weight=methods.METHODS[args.method]["format_weight"])
 
 
-def training_step(run, step, args):
+def training_step(run, step, args, trace=None):
     """One iteration of Algorithm 1 on this process's share of the step's questions; returns (metrics, samples).
 
     `run` (machinery/harness.py's Run) holds the models, the optimizer, the data and what is computed once (the
     prompts' instruction, suppressed token ids, the image-complexity cache). Under torchrun, the quantities the paper
     defines over the batch (the filter, theta, L_avg, ranks) are computed on every process from the whole batch
-    (machinery/distributed.py).
+    (machinery/distributed.py). `trace`: None, or a dict the step fills with what it computed along the way (for
+    notebooks/one_training_step.ipynb); it changes nothing else.
     """
     group_size = args.group_size
     # 1. A batch of questions; sample G responses to each with the current policy (rows i*G .. i*G+G-1: question i)
@@ -338,7 +342,7 @@ def training_step(run, step, args):
     correct, fmt, lengths, complexity, overlong = distributed.whole_batch(correct, fmt, lengths, complexity, overlong)
     parts = dict(zip(parts, distributed.whole_batch(*(part.reshape(grid) for part in parts.values()))))
     shaped = shape_rewards(correct, fmt, lengths, complexity, step / args.max_steps, overlong=overlong,
-                           overall=parts.get("overall"), **reward_settings(args))
+                           overall=parts.get("overall"), **reward_settings(args), trace=trace)
 
     # 5. GRPO: advantages normalised within each kept group (by its std, the batch's or none: --scale-rewards)
     mine = distributed.my_questions(len(questions))
@@ -364,6 +368,9 @@ def training_step(run, step, args):
     token_lengths, truncated, groups = distributed.whole_batch(  # for the metrics line only
         token_lengths.reshape(grid), rollout["truncated"].numpy(), [logs.group_of(example) for example in questions])
     metrics = logs.step_metrics(step, shaped, correct, fmt, token_lengths, truncated, stats, groups, parts)
+    if trace is not None:  # the rows and advantages of the update; kl_coef per question is shaped's beta_q (Eq. 5)
+        trace.update(questions=questions, images=images, texts=rollout["texts"], correct=correct, fmt=fmt,
+                     lengths=lengths, complexity=complexity, rows=rows, advantages=advantages, stats=stats, **shaped)
     return metrics, logs.sample_records(step, questions, rollout["texts"], shaped["reward"], group_size)
 
 
@@ -499,7 +506,7 @@ def train(args):
     settings = command_line.describe_settings(args, methods.METHODS)  # the run's first lines
     run = harness.start(args, settings, evaluation.load_validation)  # data, models, optimizer; or from a checkpoint
     bar = tqdm(range(run.start_step, args.max_steps), initial=run.start_step, total=args.max_steps, desc="FAST-GRPO",
-               disable=not run.main_process)
+               **({} if run.main_process else dict(disable=True)))  # process 0: TQDM_DISABLE=1 may switch it off
     with run.tracker:  # TensorBoard / wandb / trackio (machinery/tracking.py): closed however the loop ends
         for step in bar:
             started, step_rng = time.time(), checkpoints.rng_states()  # the RNG a redo of this step starts from

@@ -195,3 +195,30 @@ def test_before_after_table_shows_both_decodings():
     table = evaluation.before_after_table(results)
     assert "| greedy | easy | 100.0 -> 100.0 | 50.0 -> 12.0 | 10 |" in table
     assert "| sampled | easy |" in table
+
+
+def test_demo_evaluation_of_a_subset_takes_the_first_items_of_each_level(monkeypatch):
+    seen = []
+
+    def recording_evaluate(model, processor, examples, num_samples=1, **kwargs):
+        seen.append(([str(e["digits"]) for e in examples], [e["level"] for e in examples], num_samples))
+        return {"data": {}}
+
+    monkeypatch.setattr(evaluation, "evaluate", recording_evaluate)
+    evaluation.demo_evaluation(None, None, "fast", 256)
+    assert [(len(levels), k) for _, levels, k in seen] == [(900, 1), (450, 4)]  # every item; 150 per level sampled
+    seen.clear()
+    evaluation.demo_evaluation(None, None, "fast", 256, per_level=2)
+    (greedy, greedy_levels, one), (sampled, _, four) = seen
+    test_set = evaluation.loader.load_examples("synthetic", split="test")
+    first = {level: [str(e["digits"]) for e in test_set if e["level"] == level][:2]
+             for level in ("easy", "medium", "hard")}
+    assert sorted(greedy_levels) == ["easy"] * 2 + ["hard"] * 2 + ["medium"] * 2 and (one, four) == (1, 4)
+    assert all([g for g, level in zip(greedy, greedy_levels) if level == key] == first[key] for key in first)
+    assert sampled == greedy  # the same items, 4 samples each
+    summary = dict(accuracy=1.0, tokens_mean=5.0, count=2)
+    results = {run: {d: {"easy": summary} for d in ("greedy", "sampled")} for run in ("start", "final")}
+    assert "greedy on the first 2 items per level; sampled = 4 samples at T = 1 of the first 2 items per level" in \
+        evaluation.before_after_table(results, per_level=2)
+    assert "greedy on every item; sampled = 4 samples at T = 1 of the first 150 items" in \
+        evaluation.before_after_table(results)

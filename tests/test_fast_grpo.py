@@ -389,3 +389,47 @@ def test_mask_truncated_leaves_truncated_responses_out_of_the_update(warm_model_
     assert 0 < truncated < 16, truncated  # some of each: a test that can tell
     assert seen[0]["total_rows"] == 16 - truncated == len(seen[0]["advantages"])
     assert bool(seen[0]["response_mask"].any(1).all())  # every row left is a response with tokens in the loss
+
+
+def test_shape_rewards_traces_the_s_d_and_thinking_reward_it_used():
+    correct = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=float)  # as in the first test
+    lengths = np.array([[10, 10, 10, 10], [10, 30, 20, 20], [20, 20, 40, 40], [5, 5, 5, 5]], dtype=float)
+    trace = {}
+    out = shape_rewards(correct, np.ones((4, 4)), lengths, np.array([1.0, 2.0, 3.0, 4.0]), 0.1, trace=trace,
+                        **shaping_args())
+    assert out.keys() == {"pass_rate", "keep", "hard", "reward", "kl_coef"}  # the result is as without a trace
+    np.testing.assert_allclose(trace["s_d"], [0.0, 0.75])  # the kept q1, q2 (the first test's by-hand values)
+    np.testing.assert_allclose(trace["thinking"], [[0.6, -0.2, 0, 0], [0, -0.2, 0.6, 0.6]])
+    no_length = {}
+    shape_rewards(correct, np.ones((4, 4)), lengths, np.ones(4), 0.1, trace=no_length,
+                  **shaping_args(length_reward=False))
+    assert no_length["thinking"] is None
+
+
+def test_a_step_with_a_trace_computes_what_one_without_computes(tiny_model_dir, dataset, tmp_path):
+    """training_step(trace=dict) fills the dict and changes nothing: same metrics, samples and updated weights."""
+    import signal
+
+    def one_step(trace):
+        args = parse_args(["--model", tiny_model_dir, "--data", dataset, "--output-dir", str(tmp_path / "run"),
+                           "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "16", "--lr", "1e-3",
+                           "--report-to", "none"])
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            run = fast_grpo.harness.start(args)
+        finally:  # start() catches Ctrl-C for a training run: give pytest its own back
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        metrics, samples = fast_grpo.training_step(run, 0, args, trace=trace)
+        return metrics, samples, {name: p.detach().clone() for name, p in run.policy.named_parameters()}
+
+    plain, trace = one_step(None), {}
+    traced = one_step(trace)
+    assert plain[:2] == traced[:2]
+    assert all(torch.equal(plain[2][name], traced[2][name]) for name in plain[2])
+    assert len(trace["questions"]) == 4 and len(trace["texts"]) == 16 and trace["reward"].shape == (4, 4)
+    assert traced[0]["reward_mean"] == pytest.approx(trace["reward"].mean())
+    assert traced[0]["loss"] == trace["stats"]["loss"] and len(trace["advantages"]) == len(trace["rows"])
+    keep = trace["keep"]
+    np.testing.assert_allclose(trace["s_d"], fast_grpo.difficulty.combined_difficulty(trace["pass_rate"][keep],
+                                                                                     trace["complexity"][keep]))

@@ -11,6 +11,8 @@ import subprocess
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOP_LEVEL = {os.path.basename(p)[:-3]: p for p in glob.glob(os.path.join(HERE, "*.py"))}
 FOLDERS = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(HERE, "*", "__init__.py")))
+# notebooks/: notebooks and their jupytext .py pairs, which nothing imports; not a package, but its tests mirror it
+NOTEBOOK_FOLDERS = sorted({os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(HERE, "*", "*.ipynb"))})
 # every module of the project, by its import name: fast_grpo, machinery.harness, ...
 MODULES = {**TOP_LEVEL, **{f"{folder}.{os.path.basename(p)[:-3]}": p for folder in FOLDERS
                            for p in glob.glob(os.path.join(HERE, folder, "*.py"))
@@ -83,6 +85,10 @@ def test_the_paper_is_flat_at_the_top_and_everything_else_is_in_role_folders_one
         docstring = ast.get_docstring(ast.parse(open(os.path.join(HERE, folder, "__init__.py")).read()))
         assert docstring and len(docstring.split()) >= 8, f"{folder}/__init__.py must say what the folder is for"
         assert not glob.glob(os.path.join(HERE, folder, "*", "*.py")), f"{folder}/ nests Python folders"
+    for folder in NOTEBOOK_FOLDERS:  # a .py there is a notebook's text pair, not a module
+        assert folder not in FOLDERS, f"{folder}/ holds notebooks: it is not a package"
+        for path in glob.glob(os.path.join(HERE, folder, "*.py")):
+            assert os.path.exists(path[:-3] + ".ipynb"), f"{os.path.relpath(path, HERE)} pairs no notebook"
     for path in CODE_FILES:  # every import names its folder: nothing makes a folder importable by other means
         assert "sys.path" not in open(path).read() or path.endswith(os.path.join("classroom", "grading.py")), path
 
@@ -107,7 +113,7 @@ def test_tests_mirror_the_code_without_being_a_package():
     assert not glob.glob(os.path.join(HERE, "tests", "**", "__init__.py"), recursive=True)
     for path in test_files:  # a test folder is named for the code folder it tests
         folder = os.path.relpath(os.path.dirname(path), os.path.join(HERE, "tests"))
-        assert folder == "." or folder in FOLDERS, path
+        assert folder == "." or folder in FOLDERS + NOTEBOOK_FOLDERS, path
 
 
 def cited_sections(text):
