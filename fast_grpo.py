@@ -175,7 +175,8 @@ def parse_args(argv=None):
 def group_advantages(rewards, scale_rewards="group"):
     """§1: A_i = (r_i - mean(group)) / (std(group) + 1e-6), per question; (questions, G) -> (questions, G).
 
-    torch's default (unbiased) std. An all-equal group gives exactly 0, never NaN. `scale_rewards` (§10): "group"
+    torch's default (unbiased) std. An all-equal group gives 0, never NaN, when its float32 mean is exact (§1's
+    known issue: not always with FAST's thinking reward). `scale_rewards` (§10): "group"
     divides by each group's std (the paper); "batch" by the std of all the given rewards (TRL's "batch"); "none"
     does not divide (Dr. GRPO: the std scaling weights questions that are nearly all right or all wrong more).
     """
