@@ -191,7 +191,7 @@ def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
     """`demo_evaluation` of the starting model, cached in its folder (recomputed when the key differs)."""
     runtime = None if reference is None else dict(
         dtype=str(next(reference.parameters()).dtype), device=reference.device.type,
-        image_size=dict(processor.image_processor.size))
+        image_size=dict(processor.image_processor.size) if processor.image_processor else None)
     key = cache_key(model_dir, method, max_new_tokens, runtime) if os.path.isdir(model_dir) else None
     path = os.path.join(model_dir, f"{START_CACHE}-{method}.json") if key else None
     if path and os.path.exists(path):
@@ -416,6 +416,7 @@ def main(argv=None):
         reward_fn = reward_files.load(args.reward_fn, ["eval.py's accuracy"]) if args.reward_fn else None
         examples = loader.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples,
                                         **loader.options(args))
+        loading.check_text_model(args.model, examples)
         processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
         model = loading.load_model(args.model, loading.pick_dtype("auto", device), device)
     except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback
