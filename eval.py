@@ -102,7 +102,7 @@ def load_validation(args):
         return None
     if args.eval_benchmark:
         rows = protocol.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
-        for row in rows:
+        for row in rows if protocol.BENCHMARKS[args.eval_benchmark]["image"] else ():  # GSM8K, ...: no images
             protocol.decode_image(row)  # a bad image stops the run now, not at the first validation
         return rows
     return loader.load_examples(args.eval_data, split="test", image_dir=args.image_dir)[:args.eval_size]
