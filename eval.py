@@ -102,7 +102,7 @@ def load_validation(args):
         return None
     if args.eval_benchmark:
         rows = protocol.load_benchmark(args.eval_benchmark, args.eval_data, images=True)[:args.eval_size]
-        for row in rows:
+        for row in rows if protocol.BENCHMARKS[args.eval_benchmark]["image"] else ():  # GSM8K, ...: no images
             protocol.decode_image(row)  # a bad image stops the run now, not at the first validation
         return rows
     return loader.load_examples(args.eval_data, split="test", image_dir=args.image_dir)[:args.eval_size]
@@ -200,7 +200,7 @@ def start_evaluation(reference, processor, model_dir, method, max_new_tokens):
     """`demo_evaluation` of the starting model, cached in its folder (recomputed when the key differs)."""
     runtime = None if reference is None else dict(
         dtype=str(next(reference.parameters()).dtype), device=reference.device.type,
-        image_size=dict(processor.image_processor.size))
+        image_size=dict(processor.image_processor.size) if processor.image_processor else None)
     key = cache_key(model_dir, method, max_new_tokens, runtime) if os.path.isdir(model_dir) else None
     path = os.path.join(model_dir, f"{START_CACHE}-{method}.json") if key else None
     if path and os.path.exists(path):
@@ -428,6 +428,7 @@ def main(argv=None):
         reward_fn = reward_files.load(args.reward_fn, ["eval.py's accuracy"]) if args.reward_fn else None
         examples = loader.load_examples(args.data, split="test", skip_bad=args.skip_bad_examples,
                                         **loader.options(args))
+        loading.check_text_model(args.model, examples)
         processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
         model = loading.load_model(args.model, loading.pick_dtype("auto", device), device)
     except (loader.DataError, loading.ModelError) as error:  # bad input: one line, no traceback

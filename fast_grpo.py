@@ -350,7 +350,7 @@ def training_step(run, step, args, trace=None):
     kept_here = shaped["keep"][mine]
     kept_rewards = shaped["reward"][shaped["keep"]]  # every kept group's, every process's (the batch's std needs all)
     advantages = group_advantages(kept_rewards, args.scale_rewards) if len(kept_rewards) else torch.zeros(0, group_size)
-    advantages = advantages[np.flatnonzero(kept_here) + shaped["keep"][:mine.start].sum()].flatten()  # this process's
+    advantages = advantages[shaped["keep"][:mine.start].sum() + np.arange(kept_here.sum())].flatten()  # this process's
     kl_coef = torch.as_tensor(np.repeat(shaped["kl_coef"][mine][kept_here], group_size), dtype=torch.float32)
 
     # 6. Policy update on the kept groups' responses: clipped objective, KL weighted by beta_q (§1, Eq. 5)

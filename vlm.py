@@ -108,7 +108,7 @@ def take_rows(inputs, rows):
     `take_rows(inputs, [0]*G + [1]*G)` does the former.
     """
     rows = torch.as_tensor(rows, dtype=torch.long)
-    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids") if key in inputs}
     if "image_grid_thw" not in inputs:  # no row has an image
         return out
     counts = images_per_row(inputs).tolist()
@@ -197,7 +197,7 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     num_tokens = completion_ids.shape[1]
     extended = {key: torch.cat([inputs[key], extra], dim=1).to(device) for key, extra in (  # prompt, then completion
         ("input_ids", completion_ids), ("attention_mask", response_mask.long()),
-        ("mm_token_type_ids", torch.zeros_like(completion_ids)))}
+        ("mm_token_type_ids", torch.zeros_like(completion_ids))) if key in inputs}  # none for a text-only LM
     images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}  # or none
     model_inputs = dict(extended, **images)
     base = getattr(model, "module", model)  # DistributedDataParallel's model; a PEFT model answers for its base

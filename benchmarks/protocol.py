@@ -33,46 +33,80 @@ BENCHMARKS = {
     "dynamath": dict(id="split/id", image="decoded_image",
                      columns=("id", "question", "ground_truth", "answer_type")),
     "geometry3k": dict(id="id", image="images", columns=("id", "problem", "answer", "choices")),
+    # text-only (FAST-1.5B's benchmarks): openai/gsm8k has no id column, an item is its row's position (0, 1, ..);
+    # HuggingFaceH4/MATH-500's test.jsonl; AIME as AI-MO/aimo-validation-aime (id, problem, answer) or
+    # Maxwell-Jia/AIME_2024 (ID, Problem, Answer) writes it: column names are matched regardless of case
+    "gsm8k": dict(id="_index", image=None, columns=("question", "answer")),
+    "math500": dict(id="unique_id", image=None, columns=("unique_id", "problem", "answer")),
+    "aime": dict(id="id", image=None, columns=("id", "problem", "answer")),
 }
-ID_COLUMNS = {"wemath": ("ID", "key"), "dynamath": ("id",)}
+ID_COLUMNS = {"wemath": ("ID", "key"), "dynamath": ("id",), "gsm8k": ()}
 HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+(@[\w.-]+)?$")
 
 
-def read_benchmark_rows(path, columns=None):
-    """Rows of a parquet file or of a folder's parquet files (sorted, recursively), as dicts, each with
-    `_split` (its file's name up to the first '-': the hub's split or DynaMath variant) and `_where`
-    ('FILE:ROW' for error messages). Only `columns` are read (images stay on disk when re-scoring). A hub dataset
-    `owner/name@split` (split default: test) is fetched through sources.resolve, as --data is."""
-    import pyarrow.parquet as pq
+BENCHMARK_FILES = (".parquet", ".jsonl")  # MATH-500 ships test.jsonl; the others parquet
 
+
+def read_benchmark_rows(path, columns=None):
+    """Rows of a parquet or JSONL file or of a folder's such files (sorted, recursively), as dicts, each with
+    `_split` (its file's name up to the first '-': the hub's split or DynaMath variant), `_where` ('FILE:ROW' for
+    error messages) and `_index` (its position among all the rows, from 0). Only `columns` are read (images stay on
+    disk when re-scoring), a column written in another case (AIME's `Problem`) under the name asked for. A hub
+    dataset `owner/name@split` (split default: test) is fetched through sources.resolve, as --data is."""
     if not os.path.exists(path):
         if not (HUB_NAME.match(path) and sources.is_hub_id(path.split("@")[0])):
             raise loader.DataError(path, "benchmark file or folder not found")
-        files = [f for f in sources.resolve(path, split="test")["files"] if f.endswith(".parquet")]  # fetched
+        files = [f for f in sources.resolve(path, split="test")["files"] if f.endswith(BENCHMARK_FILES)]  # fetched
     else:
         files = [path] if os.path.isfile(path) else sorted(
-            os.path.join(root, name) for root, _, names in os.walk(path) for name in names if name.endswith(".parquet"))
+            os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+            if name.endswith(BENCHMARK_FILES))
     if not files:
-        raise loader.DataError(path, "no .parquet files in this folder")
+        raise loader.DataError(path, "no .parquet or .jsonl files in this folder")
     rows = []
     for file in files:
-        try:
-            schema = pq.read_schema(file)
-            missing = [c for c in columns or () if c not in schema.names]
-            if missing:
-                raise loader.DataError(file, f"missing column{'s' * (len(missing) > 1)} " + ", ".join(missing),
-                                       "has " + ", ".join(schema.names))
-            table = pq.read_table(file, columns=list(columns) if columns else None)
-        except (OSError, ValueError) as error:
-            if isinstance(error, loader.DataError):
-                raise
-            raise loader.DataError(file, "not a parquet file", str(error).splitlines()[0]) from None
-        split = os.path.basename(file).split("-")[0].removesuffix(".parquet")
-        for number, row in enumerate(table.to_pylist(), start=1):
-            rows.append({**row, "_split": split, "_where": f"{file}:{number}"})
+        split = os.path.basename(file).split("-")[0].removesuffix(".parquet").removesuffix(".jsonl")
+        for where, row in file_rows(file, columns):
+            rows.append({**row, "_split": split, "_where": where, "_index": len(rows)})
     if not rows:
         raise loader.DataError(path, "no rows")
     return rows
+
+
+def named_columns(file, names, columns):
+    """{name asked for: the file's column} for `columns` among the file's `names`, the same name first, else one
+    differing only in case; DataError naming the missing ones."""
+    found = {c: c if c in names else next((n for n in names if n.lower() == c.lower()), None) for c in columns or ()}
+    missing = [c for c, name in found.items() if name is None]
+    if missing:
+        raise loader.DataError(file, f"missing column{'s' * (len(missing) > 1)} " + ", ".join(missing),
+                               "has " + ", ".join(names))
+    return found
+
+
+def file_rows(file, columns):
+    """[(where, {column asked for: value})] of one parquet or JSONL file (every column when `columns` is None)."""
+    if file.endswith(".jsonl"):
+        _, records = sources.read_rows(file)
+        records = list(records)
+        for _, record in records:
+            if not isinstance(record, dict):  # a DataError (malformed JSON) or a line that is not an object
+                raise record if isinstance(record, loader.DataError) else loader.DataError(file, "not a JSON object")
+        found = named_columns(file, list(records[0][1]) if records else [], columns)
+        return [(where, {c: record.get(name) for c, name in found.items()} if columns else record)
+                for where, record in records]
+    import pyarrow.parquet as pq
+
+    try:
+        found = named_columns(file, pq.read_schema(file).names, columns)
+        table = pq.read_table(file, columns=list(found.values()) if columns else None)
+    except (OSError, ValueError) as error:
+        if isinstance(error, loader.DataError):
+            raise
+        raise loader.DataError(file, "not a parquet file", str(error).splitlines()[0]) from None
+    rename = {name: c for c, name in found.items()}
+    return [(f"{file}:{number}", {rename.get(k, k): v for k, v in row.items()})
+            for number, row in enumerate(table.to_pylist(), start=1)]
 
 
 def item_id(benchmark, row):
@@ -89,7 +123,7 @@ def load_benchmark(benchmark, path, images=False):
     A missing column, a folder of several splits (other than DynaMath's variants), a repeated id or an empty
     id: DataError."""
     spec = BENCHMARKS[benchmark]
-    columns = spec["columns"] + ((spec["image"],) if images else ())
+    columns = spec["columns"] + ((spec["image"],) if images and spec["image"] else ())
     rows = read_benchmark_rows(path, columns)
     splits = sorted({row["_split"] for row in rows})
     if benchmark != "dynamath" and len(splits) > 1:
@@ -103,8 +137,8 @@ def load_benchmark(benchmark, path, images=False):
         if row["_id"] in seen:
             raise loader.DataError(row["_where"], f"id {row['_id']} repeats", f"first at {seen[row['_id']]}")
         seen[row["_id"]] = row["_where"]
-        if images:
-            row["image"] = row.pop(spec["image"])
+        if images:  # a text-only benchmark's rows have none
+            row["image"] = row.pop(spec["image"]) if spec["image"] else None
     return rows
 
 
@@ -122,6 +156,12 @@ def is_correct(benchmark, row, response):
         right = scoring.wemath_correct(answer, row["answer"])
     elif benchmark == "dynamath":
         right = scoring.dynamath_correct(answer, row["ground_truth"], row["answer_type"])
+    elif benchmark == "gsm8k":
+        right = scoring.gsm8k_correct(answer, row["answer"])
+    elif benchmark == "math500":
+        right = scoring.math500_correct(answer, row["answer"])
+    elif benchmark == "aime":
+        right = scoring.aime_correct(answer, row["answer"])
     else:
         right = scoring.geometry3k_correct(answer, row["answer"], row["choices"])
     return int(right)
@@ -266,7 +306,9 @@ def prompt_text(benchmark, row):
         return f"{row['question']}\nOptions: {row['option']}"
     if benchmark == "geometry3k":
         return row["problem"].replace("<image>", "").strip()
-    return row["question"]
+    if benchmark in ("math500", "aime"):
+        return row["problem"]
+    return row["question"]  # DynaMath, GSM8K
 
 
 def answer_instruction(method):
@@ -303,8 +345,10 @@ def generate_responses(model, processor, rows, benchmark, method="fast", num_sam
     responses, tokens = {}, {}
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        prompts = [vlm.chat_prompt(processor, prompt_text(benchmark, row), instruction) for row in batch]
-        inputs = vlm.encode(processor, prompts, [decode_image(row, max_pixels) for row in batch])
+        has_image = BENCHMARKS[benchmark]["image"] is not None  # GSM8K, MATH500, AIME: text-only prompts
+        prompts = [vlm.chat_prompt(processor, prompt_text(benchmark, row), instruction, int(has_image))
+                   for row in batch]
+        inputs = vlm.encode(processor, prompts, [decode_image(row, max_pixels) for row in batch] if has_image else [])
         inputs = vlm.take_rows(inputs, np.repeat(np.arange(len(batch)), num_samples))
         out = vlm.sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, eos_ids)
         for i, text in enumerate(out["texts"]):
@@ -336,6 +380,7 @@ def run(args):
     else:
         loading.check_model(args.model)
         rows = load_benchmark(args.benchmark, args.data, images=True)
+        loading.check_text_model(args.model, rows)  # a text-only model on an image benchmark: one line
         processor = loading.load_processor(args.model, methods.max_pixels_for(args.model, args.max_pixels))
         device = loading.pick_device(args.device)
         model = loading.load_model(args.model, loading.pick_dtype("auto", device), device)

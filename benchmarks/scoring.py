@@ -387,6 +387,51 @@ def geometry3k_correct(answer, gold, choices=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# GSM8K, MATH500, AIME (text-only; FAST-1.5B's benchmarks)
+
+GSM8K_GOLD = re.compile(r"#### (\-?[0-9\.\,]+)")  # openai/grade-school-math grade_school_math/dataset.py, ANS_RE
+GSM8K_NUMBER = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")  # lm-evaluation-harness gsm8k-cot, "flexible-extract"
+
+
+def gsm8k_correct(answer, gold):
+    """GSM8K: the gold is the number after the answer's "#### " with its commas removed (openai/grade-school-math
+    dataset.py extract_answer); the answer's number is the last match of lm-evaluation-harness's flexible-extract
+    pattern in the extracted answer (gsm8k-cot.yaml), with '$' and ',' and a final '.' removed as its
+    regexes_to_ignore and the official is_correct do. Right iff the two are equal as numbers ('72.0' = '72')."""
+    if answer is None:
+        return False
+    match = GSM8K_GOLD.search(str(gold))
+    gold = (match.group(1) if match else str(gold)).replace(",", "").strip()
+    found = GSM8K_NUMBER.findall(answer)
+    if not found:
+        return False
+    number = "".join(found[-1]).replace("$", "").replace(",", "").rstrip(".")
+    try:
+        return float(number) == float(gold)
+    except ValueError:
+        return number == gold
+
+
+def math500_correct(answer, gold):
+    """MATH-500 (HuggingFaceH4/MATH-500, the `answer` column): the boxed answer equal to the gold by the project's
+    answer checker (answer_checking.grade.answer_matches: LaTeX parsed, numbers and expressions compared by value),
+    the role hendrycks/math's is_equiv and Qwen2.5-Math's math_equal play in the published evaluations."""
+    return answer is not None and grade.answer_matches(answer, str(gold))
+
+
+def aime_correct(answer, gold):
+    """AIME: every answer is an integer from 0 to 999, so the rule is integer equality (leading zeros as written
+    on the answer sheet: '033' = 33); an answer that is not a plain integer goes through the answer checker
+    (`33.0`, `x = 33`)."""
+    if answer is None:
+        return False
+    text = answer.strip().strip("$").strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) == int(str(gold).strip())
+    return grade.answer_matches(answer, str(gold).strip())
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Metrics that combine items. Each is computed on the k-th sample of every item of a group, then averaged over k;
 # benchmarks/protocol.py checks that a group's items have the same number of samples first.
 

@@ -10,6 +10,12 @@
     {"conversations": [{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", ...}], "image": "a.jpg"}  LLaVA
     {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", ...}]}], "image": ..., "solution": ...}
 
+Text-only rows (no image column) in the text data sets' schemas, the gold answer read as their authors read it:
+
+    {"problem": "...", "answer": "\\frac{1}{2}", "solution": "..."}        DeepScaleR, MATH-500: `answer` is the gold
+    {"problem": "...", "solution": "... \\boxed{\\frac{1}{2}}", "level": "Level 3", "type": "Algebra"}   MATH
+    {"question": "...", "answer": "... reasoning ...\n#### 72"}                GSM8K: the number after ####
+
 An example is {**the row's other columns, "image": one image | a list of several | None, "question": its text with
 any `<image>` placeholders, "answer"}. An image is a file path (relative ones resolved against --image-dir and the
 data's folder), PNG/JPEG bytes, or a PIL image; rows keep their images compressed and are decoded per batch.
@@ -17,12 +23,14 @@ data's folder), PNG/JPEG bytes, or a PIL image; rows keep their images compresse
 
 import io
 import os
+import re
 from collections import Counter
 
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from answer_checking import extract
 from data_loading import sources
 from data_loading.sources import DataError  # defined there, the lower module; loader.DataError for every caller
 
@@ -34,6 +42,7 @@ QUESTION_KEYS = ("question", "problem", "prompt", "messages", "conversations")
 ANSWER_KEYS = ("answer", "solution")
 IMAGE_KEYS = ("images", "image")
 USER_ROLES, ASSISTANT_ROLES = ("user", "human"), ("assistant", "gpt")
+GSM8K_ANSWER = re.compile(r"#### (\-?[0-9\.\,]+)")  # openai/grade-school-math dataset.py's ANS_RE
 
 
 class TooManyImages(DataError):
@@ -127,6 +136,18 @@ def first_exchange(conversation, where):
     return question, answer
 
 
+def gold_answer(column, answer):
+    """The gold answer of an answer column: GSM8K's number after "#### " (commas removed, as openai/grade-school-math
+    extract_answer reads it); a MATH `solution`'s last \\boxed{} content (the answer hendrycks/math's is_equiv
+    compares); anything else as it is."""
+    match = GSM8K_ANSWER.search(answer) if "####" in answer else None
+    if match:
+        return match.group(1).strip().replace(",", "")
+    if column == "solution" and "\\boxed{" in answer:
+        return extract.unwrap_boxed(answer)
+    return answer
+
+
 def _column(record, key, candidates, what, flag, where):
     """(column name, value) of the first of `candidates` the row has (`key` alone when the user named one)."""
     for name in [key] if key else candidates:
@@ -196,6 +217,7 @@ def parse_example(record, where, image_dirs, keys=None, max_images=None, archive
     if keys.get("answer") or answer is None or any(record.get(k) is not None for k in ANSWER_KEYS):
         answer_key, answer = _column(record, keys.get("answer"), ANSWER_KEYS, "answer", "--answer-key", where)
         used.add(answer_key)
+        answer = gold_answer(answer_key, answer) if isinstance(answer, str) else answer
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
         answer = str(answer)  # exports often store numeric labels as numbers
     for name, value in (("question", question), ("answer", answer)):

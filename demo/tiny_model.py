@@ -1,4 +1,5 @@
-"""Build tiny, random Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints offline.
+"""Build tiny, random Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints offline, and a text-only Qwen2 (the class of
+Qwen2.5 and DeepSeek-R1-Distill-Qwen) one.
 
 Tests and trials cannot download Qwen/Qwen2-VL-2B-Instruct (or Qwen2.5-VL, Qwen3-VL), so we build models of the
 *same classes* (Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration /
@@ -8,15 +9,18 @@ size and normalisation, each family's chat template) with tiny sizes, and save t
 
     python -m demo.tiny_model --output-dir tiny-qwen2-vl
     python -m demo.tiny_model --arch qwen3_vl --output-dir tiny-qwen3-vl
+    python -m demo.tiny_model --arch qwen2 --output-dir tiny-qwen2      # text-only: Qwen2ForCausalLM, no images
 """
 
 import argparse
 import json
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2TokenizerFast, Qwen2VLConfig, Qwen3VLConfig
+from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2Config,
+                          Qwen2TokenizerFast, Qwen2VLConfig, Qwen3VLConfig)
 
 ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # config.json's model_type
+TEXT_ARCHITECTURES = ("qwen2",)  # text-only causal LMs (machinery/text_models.py): no image processor
 
 # The special tokens of Qwen2-VL, in the order the real tokenizer numbers them (after the ordinary vocabulary).
 SPECIAL_TOKENS = [
@@ -56,7 +60,18 @@ QWEN3_VL_CHAT_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-CHAT_TEMPLATES = {"qwen2_vl": CHAT_TEMPLATE, "qwen2_5_vl": CHAT_TEMPLATE, "qwen3_vl": QWEN3_VL_CHAT_TEMPLATE}
+# Qwen2.5-*-Instruct's template without its tool-calling branches: text only. It concatenates message['content']
+# as a string, so content given as a list of parts is refused (TypeError), as the real template does.
+QWEN2_5_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{% else %}{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    "<|im_end|>\\n' }}{% endif %}"
+    "{% for message in messages %}{% if not (message['role'] == 'system' and loop.first) %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+CHAT_TEMPLATES = {"qwen2_vl": CHAT_TEMPLATE, "qwen2_5_vl": CHAT_TEMPLATE, "qwen3_vl": QWEN3_VL_CHAT_TEMPLATE,
+                  "qwen2": QWEN2_5_CHAT_TEMPLATE}
 
 # Text the byte-level BPE learns its merges from: the prompts and answer tags the project uses, so that
 # prompts are a few dozen tokens instead of a few hundred characters. Digits always stay single tokens
@@ -108,7 +123,7 @@ def build_image_processor(max_pixels=None, min_pixels=None, arch="qwen2_vl"):
 
 def build_config(tokenizer, arch="qwen2_vl", hidden_size=64, num_layers=2, num_heads=4, vision_embed_dim=32,
                  vision_depth=1):
-    """A config of `arch` with tiny sizes whose token ids match `tokenizer`.
+    """A config of `arch` with tiny sizes whose token ids match `tokenizer` (Qwen2Config for the text-only "qwen2").
 
     M-RoPE splits each attention head's rotary half-dimension into (temporal, height, width) sections, so
     the sections must sum to head_dim / 2 (Qwen3-VL interleaves them).
@@ -122,6 +137,9 @@ def build_config(tokenizer, arch="qwen2_vl", hidden_size=64, num_layers=2, num_h
                 num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads // 2,
                 max_position_embeddings=4096, bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
                 pad_token_id=ids("<|endoftext|>"), rope_parameters=rope)
+    if arch == "qwen2":  # text-only: plain 1-D RoPE, no vision tower; tied embeddings as in Qwen2.5-0.5B/1.5B
+        return Qwen2Config(**dict(text, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+                           tie_word_embeddings=True)
     vision = dict(depth=vision_depth, num_heads=2, spatial_merge_size=2, temporal_patch_size=2)
     tokens = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
                   vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
@@ -142,17 +160,21 @@ def build_config(tokenizer, arch="qwen2_vl", hidden_size=64, num_layers=2, num_h
 
 
 def build_tiny_model(output_dir, seed=0, corpus=None, vocab_size=400, max_pixels=None, arch="qwen2_vl", **sizes):
-    """Build tokenizer, image processor and a random tiny model of `arch`, save all three to `output_dir`."""
+    """Build tokenizer, image processor and a random tiny model of `arch`, save all three to `output_dir` (a text-only
+    `arch`: tokenizer and model only, the chat template saved with the tokenizer)."""
     import torch
 
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(corpus, vocab_size, arch)
-    image_processor = build_image_processor(max_pixels=max_pixels, arch=arch)
-    model = AutoModelForImageTextToText.from_config(build_config(tokenizer, arch, **sizes))
+    auto_class = AutoModelForCausalLM if arch in TEXT_ARCHITECTURES else AutoModelForImageTextToText
+    model = auto_class.from_config(build_config(tokenizer, arch, **sizes))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
+    if arch in TEXT_ARCHITECTURES:
+        return output_dir
+    image_processor = build_image_processor(max_pixels=max_pixels, arch=arch)
     image_processor.save_pretrained(output_dir)
     with open(f"{output_dir}/chat_template.jinja", "w") as f:
         f.write(CHAT_TEMPLATES[arch])
@@ -179,6 +201,7 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES, help="the architecture (model_type)")
+    parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES + TEXT_ARCHITECTURES,
+                        help="the architecture (model_type); qwen2 is text-only (Qwen2.5, DeepSeek-R1-Distill-Qwen)")
     args = parser.parse_args()
     print("saved to", build_tiny_model(args.output_dir, seed=args.seed, arch=args.arch))

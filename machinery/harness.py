@@ -65,6 +65,7 @@ def start(args, settings_lines=(), load_validation=None):
 
     examples = loader.load_examples(args.data, skip_bad=args.skip_bad_examples, **loader.options(args))
     loading.check_model(args.model)  # a model that cannot work: one line, before anything is loaded
+    loading.check_text_model(args.model, examples, args.freeze_vision)
     checkpoint = checkpoints.find_checkpoint(args.resume, args.output_dir) if args.resume else None
     state = checkpoints.load_trainer_state(checkpoint) if checkpoint else None  # tensors and plain data only
     if state:

@@ -1,5 +1,5 @@
 """Loading what a run needs from the Hugging Face hub or a local folder: the policy model (Qwen2-VL, Qwen2.5-VL,
-Qwen3-VL), its processor (with the no-torchvision fallback), Eq. 2's optional image classifier, and the device and
+Qwen3-VL; or a text-only Qwen2/Qwen2.5/Qwen3 causal LM, machinery/text_models.py), its processor (with the no-torchvision fallback), Eq. 2's optional image classifier, and the device and
 dtype. Every failure is one line (ModelError): what was asked, what went wrong, what to do.
 """
 
@@ -8,10 +8,13 @@ import os
 
 import torch
 from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+from machinery import text_models
+
+VLM_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+SUPPORTED_MODEL_TYPES = VLM_MODEL_TYPES + text_models.TEXT_MODEL_TYPES
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -95,7 +98,8 @@ def check_model(name):
             raise ModelError(f"--model {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelError(f"--model {name}: architecture {model_type!r} is not supported (fast-grpo trains "
-                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint")
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint, "
+                         "or a text-only Qwen2.5, Qwen3 or DeepSeek-R1-Distill-Qwen one")
     if local and not any(os.path.isfile(os.path.join(name, weights)) for weights in WEIGHT_FILES):
         raise ModelError(f"--model {name}: no weights file ({' / '.join(WEIGHT_FILES[::2])}); the folder is "
                          "incomplete: copy or download it again")
@@ -125,8 +129,32 @@ def load_image_classifier(name, device="cpu"):
         AutoImageProcessor.from_pretrained(name, local_files_only=local)), flag="--complexity-model")
 
 
+def is_text_model(name):
+    """Whether the model `name` (a folder or a hub id) is a text-only causal LM (text_models.TEXT_MODEL_TYPES)."""
+    if os.path.isfile(os.path.join(name, "config.json")):  # a folder is read offline
+        with open(os.path.join(name, "config.json")) as f:
+            return json.load(f).get("model_type") in text_models.TEXT_MODEL_TYPES
+    return AutoConfig.from_pretrained(name).model_type in text_models.TEXT_MODEL_TYPES
+
+
+def check_text_model(name, examples, freeze_vision=False):
+    """For a text-only --model, stop with one line, before it loads, on what it cannot do: questions with images
+    (it would never see them) and --freeze-vision (it has no vision tower). Other models pass."""
+    if not loading(name, lambda: is_text_model(name)):
+        return
+    if freeze_vision:
+        raise ModelError(f"--freeze-vision: --model {name} is a text-only model, it has no vision tower")
+    with_images = sum(example.get("image") is not None for example in examples)
+    if with_images:
+        raise ModelError(f"--model {name} is a text-only model and {with_images} of the {len(examples)} questions "
+                         "have images: pass text-only data, or a vision-language model")
+
+
 def load_processor(name, max_pixels=None):
-    """AutoProcessor, falling back to an image-only processor when torchvision is missing."""
+    """AutoProcessor, falling back to an image-only processor when torchvision is missing; for a text-only model
+    its tokenizer as a text_models.TextProcessor (`max_pixels` does not apply)."""
+    if loading(name, lambda: is_text_model(name)):
+        return loading(name, lambda: text_models.load_processor(name, os.path.isdir(name)))
     return loading(name, lambda: build_processor(name, max_pixels))
 
 
@@ -157,11 +185,15 @@ def build_processor(name, max_pixels):
 
 
 def max_image_pixels(processor):
-    """The most pixels the processor keeps of an image (Qwen2-VL's size["longest_edge"] counts pixels)."""
+    """The most pixels the processor keeps of an image (Qwen2-VL's size["longest_edge"] counts pixels); None for a
+    text-only model's processor (it has no image processor)."""
+    if processor.image_processor is None:
+        return None
     return dict(processor.image_processor.size).get("longest_edge")
 
 
 def load_model(name, dtype=torch.float32, device="cpu"):
+    """The policy model: AutoModelForImageTextToText, or AutoModelForCausalLM for a text-only model."""
     local = os.path.isdir(name)
-    return loading(name, lambda: AutoModelForImageTextToText.from_pretrained(name, dtype=dtype,
-                                                                             local_files_only=local).to(device))
+    auto_class = AutoModelForCausalLM if loading(name, lambda: is_text_model(name)) else AutoModelForImageTextToText
+    return loading(name, lambda: auto_class.from_pretrained(name, dtype=dtype, local_files_only=local).to(device))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random Qwen2-VL checkpoint, a small JSONL data set, and a warm-started copy."""
+"""Shared fixtures: a tiny random Qwen2-VL checkpoint, a small JSONL data set, and a warm-started copy; a tiny
+random text-only Qwen2 checkpoint and a text-only data set."""
 
 import json
 import random
@@ -20,6 +21,25 @@ def tiny_model_dir(tmp_path_factory):
     from demo import tiny_model
 
     return tiny_model.build_tiny_model(str(tmp_path_factory.mktemp("tiny-qwen2-vl")), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model_dir(tmp_path_factory):
+    """A tiny random text-only Qwen2ForCausalLM (the class of Qwen2.5 and DeepSeek-R1-Distill-Qwen)."""
+    from demo import tiny_model
+
+    return tiny_model.build_tiny_model(str(tmp_path_factory.mktemp("tiny-qwen2")), seed=0, arch="qwen2")
+
+
+@pytest.fixture(scope="session")
+def text_dataset(tmp_path_factory):
+    """Eight text-only rows in DeepScaleR's schema (problem, answer, solution)."""
+    path = tmp_path_factory.mktemp("text-data") / "deepscaler.jsonl"
+    with open(path, "w") as f:
+        for i in range(8):
+            f.write(json.dumps({"problem": f"What is {i}+1?", "answer": str(i + 1),
+                                "solution": f"${i}+1={i + 1}$, so the answer is $\\boxed{{{i + 1}}}$."}) + "\n")
+    return str(path)
 
 
 def write_dataset(folder, num_examples=8, answer=None):

@@ -330,3 +330,62 @@ def test_validation_during_training_logs_accuracy_and_tokens(warm_model_dir, dat
     with pytest.raises(SystemExit) as exit_info:
         fast_grpo.parse_args(["--model", warm_model_dir, "--eval-every", "5"])  # no --eval-data
     assert exit_info.value.code == 2
+
+
+# Text-only benchmarks in their published schemas: openai/gsm8k (main/test-00000-of-00001.parquet: question, answer
+# ending in '#### N'), HuggingFaceH4/MATH-500 (test.jsonl), AI-MO/aimo-validation-aime and Maxwell-Jia/AIME_2024.
+GSM8K_ROWS = [{"question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
+               "answer": "In May she sold 48/2 = <<48/2=24>>24 clips.\n48+24 = <<48+24=72>>72\n#### 72"},
+              {"question": "How many cents is $10.72?", "answer": "10.72 * 100 = <<10.72*100=1072>>1072\n#### 1,072"}]
+MATH500_ROWS = [{"problem": "Convert $(0,3)$ to polar coordinates.", "solution": "... $\\boxed{(3,\\frac{\\pi}{2})}$.",
+                 "answer": "\\left( 3, \\frac{\\pi}{2} \\right)", "subject": "Precalculus", "level": 2,
+                 "unique_id": "test/precalculus/807.json"},
+                {"problem": "What is $\\frac{2}{4}$?", "solution": "$\\boxed{\\frac12}$", "answer": "\\frac{1}{2}",
+                 "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/1.json"}]
+
+
+def test_gsm8k_math500_and_aime_are_scored_by_their_rules(tmp_path):
+    gsm8k = write_benchmark_parquet(tmp_path / "test-00000-of-00001.parquet", GSM8K_ROWS)  # no id: row positions
+    out = rescore(tmp_path, "gsm8k", gsm8k, [("0", answer("72")), ("0", "so \\boxed{\\$72.00}"), ("0", answer("73")),
+                                             ("1", answer("The answer is $1,072.")), ("1", answer("10.72"))])
+    assert out["items"] == {"0": {"correct": [1, 1, 0]}, "1": {"correct": [1, 0]}}  # 10.72 is not 1072
+    assert rescore(tmp_path, "gsm8k", gsm8k, [("0", "so $72."), ("1", answer("1072"))])["accuracy"] == 0.5  # no block
+    assert out["accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    math500 = tmp_path / "math500" / "test.jsonl"
+    math500.parent.mkdir()
+    math500.write_text("".join(json.dumps(row) + "\n" for row in MATH500_ROWS))
+    out = rescore(tmp_path, "math500", str(math500.parent), [
+        ("test/precalculus/807.json", answer("(3, \\frac{\\pi}{2})")), ("test/prealgebra/1.json", "\\boxed{0.5}")])
+    assert out["accuracy"] == 1.0 and out["num_samples"] == 1
+    out = rescore(tmp_path, "math500", str(math500), [("test/precalculus/807.json", answer("(3, \\pi)")),
+                                                      ("test/prealgebra/1.json", answer("\\frac{1}{3}"))])
+    assert out["accuracy"] == 0.0
+    aimo = write_benchmark_parquet(tmp_path / "train-00000-of-00001.parquet", [
+        {"id": 60, "problem": "Find the remainder ...", "solution": "...", "answer": 204, "url": "https://..."},
+        {"id": 61, "problem": "Find m+n ...", "solution": "...", "answer": 33, "url": "https://..."}])
+    out = rescore(tmp_path, "aime", aimo, [("60", answer("204")), ("61", answer("\\boxed{033}"))])
+    assert out["items"] == {"60": {"correct": [1]}, "61": {"correct": [1]}}
+    maxwell = write_benchmark_parquet(tmp_path / "aime_2024_problems.parquet", [  # capitalised columns
+        {"ID": "2024-I-1", "Problem": "Every morning Aya ...", "Solution": "...", "Answer": 204},
+        {"ID": "2024-II-4", "Problem": "Let x, y and z ...", "Solution": "...", "Answer": 33}])
+    out = rescore(tmp_path, "aime", maxwell, [("2024-I-1", answer("204")), ("2024-II-4", answer("34")),
+                                              ("2024-I-1", "no answer"), ("2024-II-4", answer("x = 33"))])
+    assert out["items"] == {"2024-I-1": {"correct": [1, 0]}, "2024-II-4": {"correct": [0, 1]}}
+    assert scoring.aime_correct("33.5", 33) is False and scoring.gsm8k_correct(None, "#### 1") is False
+
+
+def test_a_text_model_generates_on_a_text_benchmark_and_is_refused_an_image_one(tiny_text_model_dir, tmp_path,
+                                                                                  mathvista, capsys):
+    gsm8k = write_benchmark_parquet(tmp_path / "test-00000-of-00001.parquet", GSM8K_ROWS)
+    generated = tmp_path / "generated.json"
+    evaluation.main(["--benchmark", "gsm8k", "--data", gsm8k, "--model", tiny_text_model_dir, "--num-samples", "2",
+                     "--temperature", "1.0", "--max-new-tokens", "8", "--responses", str(tmp_path / "r.jsonl"),
+                     "--output", str(generated)])
+    first = json.loads(generated.read_text())
+    assert first["num_samples"] == 2 and set(first["items"]) == {"0", "1"} and 0 < first["tokens_mean"] <= 8
+    again = rescore(tmp_path, "gsm8k", gsm8k, [(json.loads(line)["id"], json.loads(line)["response"])
+                                               for line in open(tmp_path / "r.jsonl")])
+    assert again["items"] == first["items"]
+    capsys.readouterr()
+    assert "is a text-only model and 4 of the 4 questions have images" in error_line(
+        capsys, ["--benchmark", "mathvista", "--data", mathvista, "--model", tiny_text_model_dir])

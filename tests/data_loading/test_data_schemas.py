@@ -209,3 +209,18 @@ def test_one_training_step_on_every_schema(warm_model_dir, mixed_folder, tmp_pat
     assert sorted(loader.batch_indices(9, 9, 0, seed=0)) == list(range(9))  # ... every question is in it
     (metrics,) = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert metrics["step"] == 1 and os.path.isdir(tmp_path / "checkpoint-1")
+
+
+def test_text_data_sets_gold_answers_as_their_authors_read_them(tmp_path):
+    """DeepScaleR (problem, answer, solution): the `answer`; MATH (problem, solution): its last \\boxed{}; GSM8K
+    (question, answer): the number after '#### ', commas removed. No image: text-only questions."""
+    rows = [{"problem": "Find $x$.", "answer": "\\frac{1}{2}", "solution": "So $x = \\boxed{\\frac{1}{2}}$."},
+            {"problem": "Compute $2+3$.", "solution": "We get $\\boxed{5}$ and not \\boxed{6}... so $\\boxed{5}$.",
+             "level": "Level 1", "type": "Prealgebra"},
+            {"question": "How many clips?", "answer": "48/2 = <<48/2=24>>24 in May.\n48+24 = <<48+24=72>>72\n#### 1,072"}]
+    examples = loader.load_examples(write_json(str(tmp_path / "text.jsonl"), rows, lines=True))
+    assert [e["answer"] for e in examples] == ["\\frac{1}{2}", "5", "1072"]
+    assert examples[0]["solution"] == rows[0]["solution"] and examples[1]["level"] == "Level 1"
+    assert [e["question"] for e in examples] == ["Find $x$.", "Compute $2+3$.", "How many clips?"]
+    assert all(e["image"] is None for e in examples)
+    assert loader.gold_answer("answer", "\\boxed{2}") == "\\boxed{2}"  # only a `solution` column is unboxed
