@@ -406,20 +406,40 @@ def test_shape_rewards_traces_the_s_d_and_thinking_reward_it_used():
     assert no_length["thinking"] is None
 
 
-def test_a_step_with_a_trace_computes_what_one_without_computes(tiny_model_dir, dataset, tmp_path):
-    """training_step(trace=dict) fills the dict and changes nothing: same metrics, samples and updated weights."""
+def started_run(model_dir, dataset, output_dir, *flags):
+    """(run, args): harness.start's run of 4 questions x G = 4, as fast_grpo.train starts it, and the signal
+    handlers given back to pytest."""
     import signal
 
+    args = parse_args(["--model", model_dir, "--data", dataset, "--output-dir", str(output_dir), "--batch-size", "4",
+                       "--group-size", "4", "--max-new-tokens", "16", "--lr", "1e-3", "--report-to", "none", *flags])
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return fast_grpo.harness.start(args), args
+    finally:  # start() catches Ctrl-C for a training run: give pytest its own back
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def test_the_update_gets_the_advantages_of_the_kept_groups_in_order(warm_model_dir, dataset, tmp_path):
+    """A group dropped before a kept one (--drop-pass-0-1 here, the Slow-to-Fast filter alike): the update's
+    advantages are the kept groups', in order (a regression: they were indexed by batch position, past the end)."""
+    run, args = started_run(warm_model_dir, dataset, tmp_path, "--method", "grpo", "--drop-pass-0-1")
+    dropped_before_kept = False
+    for step in range(4):
+        trace = {}
+        fast_grpo.training_step(run, step, args, trace=trace)
+        keep = trace["keep"]
+        dropped_before_kept |= bool(keep.any() and not keep[:np.flatnonzero(keep)[-1]].all())
+        expected = group_advantages(trace["reward"][keep]).flatten() if keep.any() else torch.zeros(0)
+        assert torch.equal(trace["advantages"], expected)
+    assert dropped_before_kept  # the case that failed happened
+
+
+def test_a_step_with_a_trace_computes_what_one_without_computes(tiny_model_dir, dataset, tmp_path):
+    """training_step(trace=dict) fills the dict and changes nothing: same metrics, samples and updated weights."""
     def one_step(trace):
-        args = parse_args(["--model", tiny_model_dir, "--data", dataset, "--output-dir", str(tmp_path / "run"),
-                           "--batch-size", "4", "--group-size", "4", "--max-new-tokens", "16", "--lr", "1e-3",
-                           "--report-to", "none"])
-        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            run = fast_grpo.harness.start(args)
-        finally:  # start() catches Ctrl-C for a training run: give pytest its own back
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
+        run, args = started_run(tiny_model_dir, dataset, tmp_path / "run")
         metrics, samples = fast_grpo.training_step(run, 0, args, trace=trace)
         return metrics, samples, {name: p.detach().clone() for name, p in run.policy.named_parameters()}
 
