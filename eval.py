@@ -226,7 +226,8 @@ def plot_tokens_per_level(metrics_path, plot_path):
     figure, axes = plt.subplots(figsize=(6, 4))
     levels = sorted({level for m in metrics for level in (m.get("tokens_by_level") or {})}, key=level_order)
     for level in levels:
-        points = [(m["step"], m["tokens_by_level"][level]) for m in metrics if level in (m.get("tokens_by_level") or {})]
+        points = [(m["step"], m["tokens_by_level"][level]) for m in metrics
+                  if level in (m.get("tokens_by_level") or {})]
         axes.plot(*zip(*points), label=level, lw=1.2)
     axes.set(xlabel="training step", ylabel="mean response tokens (training samples, T = 1)",
              title="Response length per level during training")

@@ -1,6 +1,7 @@
 """Loading what a run needs from the Hugging Face hub or a local folder: the policy model (Qwen2-VL, Qwen2.5-VL,
-Qwen3-VL; or a text-only Qwen2/Qwen2.5/Qwen3 causal LM, machinery/text_models.py), its processor (with the no-torchvision fallback), Eq. 2's optional image classifier, and the device and
-dtype. Every failure is one line (ModelError): what was asked, what went wrong, what to do.
+Qwen3-VL; or a text-only Qwen2/Qwen2.5/Qwen3 causal LM, machinery/text_models.py), its processor (with the
+no-torchvision fallback), Eq. 2's optional image classifier, and the device and dtype. Every failure is one line
+(ModelError): what was asked, what went wrong, what to do.
 """
 
 import json
