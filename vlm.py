@@ -2,7 +2,8 @@
 per-token log-probs the objective needs (docs/paper.md §1), plus Eq. 2's classifier pass over a batch of images.
 
 Everything here works the same for Qwen/Qwen2-VL-2B-Instruct and for the tiny checkpoints the tests build
-(demo/tiny_model.py): same classes, same processor, same chat template. Loading them is machinery/loading.py.
+(demo/tiny_model.py): same classes, same processor, same chat template. Loading them is machinery/loading.py; what
+differs for the other families (SmolVLM, Gemma 3, InternVL) is model_families/families.py.
 """
 
 import os
@@ -15,6 +16,8 @@ from transformers import GenerationConfig
 
 from data_loading import loader
 import difficulty
+from model_families import families
+from model_families.families import images_per_row, take_rows, vision_token_ids  # noqa: F401 (each family's)
 
 
 @torch.no_grad()
@@ -27,17 +30,6 @@ def class_probabilities(classifier, images, batch_size=32):
         logits = model(pixel_values=pixels.to(model.device, model.dtype)).logits
         probabilities.append(logits.double().softmax(-1).cpu().numpy())
     return np.concatenate(probabilities)
-
-
-def vision_token_ids(model, processor):
-    """Ids a response must never contain: a sampled <|image_pad|> would make the next forward look for an
-    image that is not there (and crash)."""
-    names = ["image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"]
-    ids = {getattr(model.config, n) for n in names if getattr(model.config, n, None) is not None}
-    vision_pad = processor.tokenizer.convert_tokens_to_ids("<|vision_pad|>")
-    if vision_pad is not None and vision_pad != processor.tokenizer.unk_token_id:
-        ids.add(vision_pad)
-    return sorted(ids)
 
 
 def eos_token_ids(model, processor):
@@ -76,7 +68,8 @@ def chat_prompt(processor, question, instruction, num_images=1):
 def encode(processor, prompts, images):
     """Tokenise prompts (left-padded) and process their images: `images` is the flat list of every row's images in
     row order (a row has as many as its prompt has image slots; None or [] when no row has any)."""
-    return dict(processor(text=prompts, images=images or None, return_tensors="pt", padding=True))
+    images = families.per_prompt(processor, prompts, images) or None  # Gemma 3 takes a list per prompt
+    return families.encoded(processor, processor(text=prompts, images=images, return_tensors="pt", padding=True))
 
 
 def encode_questions(processor, examples, instruction, max_pixels=None):
@@ -88,42 +81,6 @@ def encode_questions(processor, examples, instruction, max_pixels=None):
     images = [[loader.load_image(image, max_pixels) for image in loader.example_images(e)] for e in examples]
     prompts = [chat_prompt(processor, e["question"], instruction, len(i)) for e, i in zip(examples, images)]
     return encode(processor, prompts, [image for row in images for image in row]), images
-
-
-def images_per_row(inputs):
-    """How many images each encoded row holds: its runs of image tokens (mm_token_type_ids == 1; the vision
-    start/end tokens around each image are text tokens, so two images never form one run)."""
-    is_image = inputs["mm_token_type_ids"] == 1
-    starts = is_image.clone()
-    starts[:, 1:] &= ~is_image[:, :-1]
-    return starts.sum(1)
-
-
-def take_rows(inputs, rows):
-    """The given rows of an encoded batch, each row keeping its own images' blocks of `pixel_values`.
-
-    `pixel_values` is one flat (patches, dim) tensor for the whole batch; image j owns image_grid_thw[j].prod()
-    consecutive patches, and a row's images are consecutive (images_per_row of them; none for a text-only row).
-    Repeating a prompt G times must repeat its block, not tile the flat tensor (a known bug elsewhere):
-    `take_rows(inputs, [0]*G + [1]*G)` does the former.
-    """
-    rows = torch.as_tensor(rows, dtype=torch.long)
-    out = {key: inputs[key][rows] for key in ("input_ids", "attention_mask", "mm_token_type_ids") if key in inputs}
-    if "image_grid_thw" not in inputs:  # no row has an image
-        return out
-    counts = images_per_row(inputs).tolist()
-    if sum(counts) != len(inputs["image_grid_thw"]):
-        raise ValueError(f"{sum(counts)} images in the token rows, {len(inputs['image_grid_thw'])} in the grid")
-    first = np.cumsum(counts) - counts
-    image_index = [j for r in rows.tolist() for j in range(first[r], first[r] + counts[r])]
-    if not image_index:  # the chosen rows are all text-only
-        return out
-    patches = inputs["image_grid_thw"].prod(-1)
-    starts = torch.cumsum(patches, 0) - patches
-    out["image_grid_thw"] = inputs["image_grid_thw"][torch.as_tensor(image_index, dtype=torch.long)]
-    out["pixel_values"] = inputs["pixel_values"][torch.cat([torch.arange(starts[j], starts[j] + patches[j])
-                                                            for j in image_index])]
-    return out
 
 
 def question_complexities(classifier, images_per_question):
@@ -167,7 +124,8 @@ def sample(model, processor, inputs, max_new_tokens, temperature, suppress_ids, 
     was_training = model.training
     model.eval()
     device = model.device
-    out = model.generate(**{k: v.to(device) for k, v in inputs.items()}, generation_config=config)
+    out = model.generate(**{k: v.to(device) for k, v in families.model_inputs(inputs).items()},
+                         generation_config=config)
     model.train(was_training)
     completion_ids = out.sequences[:, inputs["input_ids"].shape[1]:].cpu()
     response_mask, truncated = response_mask_from(completion_ids, eos_ids)
@@ -197,8 +155,8 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     num_tokens = completion_ids.shape[1]
     extended = {key: torch.cat([inputs[key], extra], dim=1).to(device) for key, extra in (  # prompt, then completion
         ("input_ids", completion_ids), ("attention_mask", response_mask.long()),
-        ("mm_token_type_ids", torch.zeros_like(completion_ids))) if key in inputs}  # none for a text-only LM
-    images = {key: inputs[key].to(device) for key in ("pixel_values", "image_grid_thw") if key in inputs}  # or none
+        *((key, torch.zeros_like(completion_ids)) for key in families.TOKEN_TYPE_KEYS)) if key in inputs}
+    images = {key: inputs[key].to(device) for key in families.IMAGE_KEYS if key in inputs}  # or none
     model_inputs = dict(extended, **images)
     base = getattr(model, "module", model)  # DistributedDataParallel's model; a PEFT model answers for its base
     # the positions that predict the completion tokens, and the last one. Under FSDP the root's own weights (the
@@ -210,7 +168,7 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     chunks = []
     for start in range(0, num_tokens, per_chunk):  # a chunk's hidden states reach one past it: it predicts its end
         args = (head, hidden[:, start:start + per_chunk + 1], completion_ids[:, start:start + per_chunk].to(device),
-                temperature, suppress_ids, entropy)
+                temperature, suppress_ids, entropy, families.logit_softcap(base))
         chunks.append(checkpoint(completion_logprobs, *args, use_reentrant=False) if recompute
                       else completion_logprobs(*args))
     if isinstance(base, FSDPModule) and not torch.is_grad_enabled():
@@ -219,12 +177,15 @@ def token_logprobs(model, inputs, completion_ids, response_mask, temperature, su
     return (logp, torch.cat([chunk[1] for chunk in chunks], dim=1)) if entropy else logp
 
 
-def completion_logprobs(head, hidden, completion_ids, temperature, suppress_ids, entropy=False):
+def completion_logprobs(head, hidden, completion_ids, temperature, suppress_ids, entropy=False, softcap=None):
     """The log-prob of each completion token (and the entropy at its position, or None) from the final hidden states
-    `hidden` (N, T + 1, H) of the positions before it and one more, through the output layer `head`: logits /
-    temperature with the vision tokens masked out, the distribution `sample` draws from."""
+    `hidden` (N, T + 1, H) of the positions before it and one more, through the output layer `head` (and the
+    family's soft-cap, where its forward applies one): logits / temperature with the vision tokens masked out, the
+    distribution `sample` draws from."""
     # contiguous: a bfloat16 matmul on a strided slice takes a slow path on CPUs (3-20 times slower, measured)
     logits = head(hidden.contiguous())[:, :-1].float()  # the logit at position t predicts token t + 1
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
     logits = logits / (temperature if temperature > 0 else 1.0)
     logits[..., suppress_ids] = float("-inf")
     logp = logits.log_softmax(-1)

@@ -1,5 +1,6 @@
-"""Build tiny, random Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints offline, and a text-only Qwen2 (the class of
-Qwen2.5 and DeepSeek-R1-Distill-Qwen) one.
+"""Build tiny, random Qwen2-VL, Qwen2.5-VL and Qwen3-VL checkpoints offline, a text-only Qwen2 (the class of
+Qwen2.5 and DeepSeek-R1-Distill-Qwen) one, and one of each other VLM family (SmolVLM's Idefics3, Gemma 3, InternVL:
+model_families/, docs/model-families.md).
 
 Tests and trials cannot download Qwen/Qwen2-VL-2B-Instruct (or Qwen2.5-VL, Qwen3-VL), so we build models of the
 *same classes* (Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration /
@@ -10,6 +11,11 @@ size and normalisation, each family's chat template) with tiny sizes, and save t
     python -m demo.tiny_model --output-dir tiny-qwen2-vl
     python -m demo.tiny_model --arch qwen3_vl --output-dir tiny-qwen3-vl
     python -m demo.tiny_model --arch qwen2 --output-dir tiny-qwen2      # text-only: Qwen2ForCausalLM, no images
+    python -m demo.tiny_model --arch gemma3 --output-dir tiny-gemma3    # also idefics3 (SmolVLM), internvl
+
+The other families keep the byte-level BPE (the tokenizer's class matters to no code here) with each family's special
+tokens, a chat template of the real one's shape, and its PIL image processor (no torchvision) at a 16-pixel (Gemma 3,
+InternVL) or 32-pixel (Idefics3 crops) image size: four image tokens per image or crop.
 """
 
 import argparse
@@ -21,6 +27,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Qwe
 
 ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # config.json's model_type
 TEXT_ARCHITECTURES = ("qwen2",)  # text-only causal LMs (machinery/text_models.py): no image processor
+FAMILY_ARCHITECTURES = ("idefics3", "gemma3", "internvl")  # the other VLM families (model_families/)
 
 # The special tokens of Qwen2-VL, in the order the real tokenizer numbers them (after the ordinary vocabulary).
 SPECIAL_TOKENS = [
@@ -70,8 +77,48 @@ QWEN2_5_CHAT_TEMPLATE = (
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# SmolVLM's (Idefics3) template: "User:<image>text<end_of_utterance>\nAssistant:"; the processor expands <image>
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
+    "{% elif part['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+# Gemma 3's, without its system-prompt folding: an image is <start_of_image>, which the processor expands
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<start_of_image>' }}{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+# InternVL3-*-hf's (Qwen2.5's turns): an image is <IMG_CONTEXT>, which the processor expands to <img>...</img>
+INTERNVL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<IMG_CONTEXT>\n' }}{% elif part['type'] == 'text' %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 CHAT_TEMPLATES = {"qwen2_vl": CHAT_TEMPLATE, "qwen2_5_vl": CHAT_TEMPLATE, "qwen3_vl": QWEN3_VL_CHAT_TEMPLATE,
-                  "qwen2": QWEN2_5_CHAT_TEMPLATE}
+                  "qwen2": QWEN2_5_CHAT_TEMPLATE, "idefics3": IDEFICS3_CHAT_TEMPLATE, "gemma3": GEMMA3_CHAT_TEMPLATE,
+                  "internvl": INTERNVL_CHAT_TEMPLATE}
+
+# Each other family's special tokens (pad, eos, bos, the rest), and the named ones its processor reads off the
+# tokenizer (Gemma 3's boi/eoi/image tokens, InternVL's <img>, </img>, <IMG_CONTEXT>)
+FAMILY_TOKENS = {
+    "idefics3": dict(pad="<|endoftext|>", eos="<end_of_utterance>", bos="<|im_start|>", other=[
+        "<fake_token_around_image>", "<image>", "<global-img>",
+        *[f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]], named={}),
+    "gemma3": dict(pad="<pad>", eos="<end_of_turn>", bos="<bos>", other=["<start_of_turn>"], named=dict(
+        boi_token="<start_of_image>", eoi_token="<end_of_image>", image_token="<image_soft_token>")),
+    "internvl": dict(pad="<|endoftext|>", eos="<|im_end|>", bos=None, other=["<|im_start|>"], named=dict(
+        start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
+        video_token="<video>")),
+}
 
 # Text the byte-level BPE learns its merges from: the prompts and answer tags the project uses, so that
 # prompts are a few dozen tokens instead of a few hundred characters. Digits always stay single tokens
@@ -99,6 +146,8 @@ def build_tokenizer(corpus=None, vocab_size=400, arch="qwen2_vl"):
     )
     bpe.train_from_iterator(corpus or DEFAULT_CORPUS, trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
+    if arch in FAMILY_TOKENS:
+        return build_family_tokenizer(state, arch)
     tokenizer = Qwen2TokenizerFast(vocab=state["vocab"], merges=[tuple(m) for m in state["merges"]])
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
@@ -106,6 +155,71 @@ def build_tokenizer(corpus=None, vocab_size=400, arch="qwen2_vl"):
         tokenizer.add_tokens(["<think>", "</think>"])
     tokenizer.chat_template = CHAT_TEMPLATES[arch]
     return tokenizer
+
+
+def build_family_tokenizer(state, arch):
+    """The BPE vocabulary `state` with the special tokens of the family `arch` (FAMILY_TOKENS) and its template."""
+    tokens = FAMILY_TOKENS[arch]
+    tokenizer = Qwen2TokenizerFast(vocab=state["vocab"], merges=[tuple(m) for m in state["merges"]],
+                                   extra_special_tokens=tokens["named"])
+    tokenizer.add_special_tokens({"additional_special_tokens": tokens["other"]})
+    tokenizer.add_special_tokens({f"{key}_token": tokens[key] for key in ("pad", "eos", "bos") if tokens[key]})
+    tokenizer.chat_template = CHAT_TEMPLATES[arch]
+    return tokenizer
+
+
+def build_family_processor(tokenizer, arch):
+    """The processor of the family `arch` around `tokenizer`, with its PIL image processor at tiny sizes; InternVL's
+    is built as model_families builds it without torchvision (its AutoProcessor needs a video processor)."""
+    from transformers import Gemma3Processor, Idefics3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+    from transformers.models.internvl.processing_internvl import InternVLProcessor
+
+    from model_families import families
+
+    if arch == "idefics3":  # resized to a longest edge of 64, split into 32-pixel crops plus the whole image
+        return Idefics3Processor(Idefics3ImageProcessorPil(size={"longest_edge": 64},
+                                                           max_image_size={"longest_edge": 32}),
+                                 tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATES[arch])
+    if arch == "gemma3":
+        return Gemma3Processor(Gemma3ImageProcessorPil(size={"height": 16, "width": 16}), tokenizer,
+                               chat_template=CHAT_TEMPLATES[arch], image_seq_length=4)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, crop_to_patches=False,
+                                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    return families.image_only_processor(InternVLProcessor)(image_processor, tokenizer, image_seq_length=4,
+                                                            chat_template=CHAT_TEMPLATES[arch])
+
+
+def build_family_config(tokenizer, arch, hidden_size=64, num_layers=2, num_heads=4, vision_embed_dim=32,
+                        vision_depth=1):
+    """A tiny config of the family `arch` whose token ids match `tokenizer`: 16-pixel images (Idefics3: 32-pixel
+    crops) in 4-pixel (Idefics3: 8) patches, pooled to four image tokens."""
+    from transformers import Gemma3Config, Idefics3Config, InternVLConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads // 2,
+                max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    vision = dict(hidden_size=vision_embed_dim, intermediate_size=2 * vision_embed_dim,
+                  num_hidden_layers=vision_depth, num_attention_heads=2)
+    if arch == "idefics3":  # SmolVLM: a Llama text model; pixel shuffle by 2 turns 16 patches into 4 tokens
+        return Idefics3Config(text_config=dict(text, model_type="llama"), vision_config=dict(
+            vision, image_size=32, patch_size=8), scale_factor=2, image_token_id=ids("<image>"),
+            tie_word_embeddings=True)
+    if arch == "gemma3":  # 4x4 patches average-pooled to 2x2 tokens; sliding and full attention layers
+        return Gemma3Config(text_config=dict(text, head_dim=hidden_size // num_heads, query_pre_attn_scalar=16,
+                                             sliding_window=64, layer_types=["sliding_attention", "full_attention"]),
+                            vision_config=dict(vision, image_size=16, patch_size=4), mm_tokens_per_image=4,
+                            boi_token_index=tokenizer.boi_token_id, eoi_token_index=tokenizer.eoi_token_id,
+                            image_token_index=tokenizer.image_token_id)
+    if arch == "internvl":  # a Qwen2 text model; pixel shuffle (downsample 0.5) turns 16 patches into 4 tokens
+        return InternVLConfig(text_config=dict(text, model_type="qwen2"), vision_config=dict(
+            vision, image_size=16, patch_size=4), image_token_id=tokenizer.context_image_token_id,
+            image_seq_length=4, downsample_ratio=0.5)
+    raise ValueError(f"arch must be one of {FAMILY_ARCHITECTURES}, got {arch!r}")
 
 
 def build_image_processor(max_pixels=None, min_pixels=None, arch="qwen2_vl"):
@@ -167,12 +281,16 @@ def build_tiny_model(output_dir, seed=0, corpus=None, vocab_size=400, max_pixels
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(corpus, vocab_size, arch)
     auto_class = AutoModelForCausalLM if arch in TEXT_ARCHITECTURES else AutoModelForImageTextToText
-    model = auto_class.from_config(build_config(tokenizer, arch, **sizes))
+    family = arch in FAMILY_ARCHITECTURES
+    model = auto_class.from_config((build_family_config if family else build_config)(tokenizer, arch, **sizes))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     if arch in TEXT_ARCHITECTURES:
+        return output_dir
+    if family:  # the processor saves its image processor, tokenizer and chat template
+        build_family_processor(tokenizer, arch).save_pretrained(output_dir)
         return output_dir
     image_processor = build_image_processor(max_pixels=max_pixels, arch=arch)
     image_processor.save_pretrained(output_dir)
@@ -201,7 +319,7 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES + TEXT_ARCHITECTURES,
+    parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES + TEXT_ARCHITECTURES + FAMILY_ARCHITECTURES,
                         help="the architecture (model_type); qwen2 is text-only (Qwen2.5, DeepSeek-R1-Distill-Qwen)")
     args = parser.parse_args()
     print("saved to", build_tiny_model(args.output_dir, seed=args.seed, arch=args.arch))

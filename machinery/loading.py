@@ -1,7 +1,8 @@
 """Loading what a run needs from the Hugging Face hub or a local folder: the policy model (Qwen2-VL, Qwen2.5-VL,
-Qwen3-VL; or a text-only Qwen2/Qwen2.5/Qwen3 causal LM, machinery/text_models.py), its processor (with the
-no-torchvision fallback), Eq. 2's optional image classifier, and the device and dtype. Every failure is one line
-(ModelError): what was asked, what went wrong, what to do.
+Qwen3-VL, SmolVLM (Idefics3), Gemma 3, InternVL: model_families/families.py; or a text-only Qwen2/Qwen2.5/Qwen3
+causal LM, machinery/text_models.py), its processor (with the no-torchvision fallback), Eq. 2's optional image
+classifier, and the device and dtype. Every failure is one line (ModelError): what was asked, what went wrong, what
+to do.
 """
 
 import json
@@ -13,8 +14,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 from transformers.utils import is_torchvision_available
 
 from machinery import text_models
+from model_families import families
 
-VLM_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+VLM_MODEL_TYPES = families.MODEL_TYPES
 SUPPORTED_MODEL_TYPES = VLM_MODEL_TYPES + text_models.TEXT_MODEL_TYPES
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -33,17 +35,7 @@ def pick_dtype(name, device):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def image_only_processor(base):
-    """`base` (Qwen2VLProcessor, Qwen2_5_VLProcessor) without its video processor.
-
-    Without torchvision, transformers cannot build the Qwen2-VL video processor, so the normal processor
-    refuses to load even though we never use video. The subclass keeps the base class's name, so a
-    checkpoint saved from it still loads with the normal AutoProcessor where torchvision exists.
-    """
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
+image_only_processor = families.image_only_processor  # Qwen-VL's and InternVL's without video
 
 
 class ModelError(ValueError):
@@ -99,7 +91,8 @@ def check_model(name):
             raise ModelError(f"--model {name}: cannot load it from the hub: {hub_failure(name, error)}") from None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelError(f"--model {name}: architecture {model_type!r} is not supported (fast-grpo trains "
-                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint, "
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}); pick a Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM (Idefics3), "
+                         "Gemma 3 or InternVL (-hf) checkpoint, "
                          "or a text-only Qwen2.5, Qwen3 or DeepSeek-R1-Distill-Qwen one")
     if local and not any(os.path.isfile(os.path.join(name, weights)) for weights in WEIGHT_FILES):
         raise ModelError(f"--model {name}: no weights file ({' / '.join(WEIGHT_FILES[::2])}); the folder is "
@@ -161,36 +154,23 @@ def load_processor(name, max_pixels=None):
 
 def build_processor(name, max_pixels):
     local = os.path.isdir(name)  # a local folder never contacts the hub
+    model_type = AutoConfig.from_pretrained(name, local_files_only=local).model_type
     try:
         processor = AutoProcessor.from_pretrained(name, local_files_only=local)
     except (ImportError, OSError):  # no torchvision: the video processor class refuses to build or load
         if is_torchvision_available():
             raise
-        from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
-        from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
-        from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
-
-        model_type = AutoConfig.from_pretrained(name, local_files_only=local).model_type
-        base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor, "qwen3_vl": Qwen3VLProcessor}.get(
-            model_type)
+        base = families.processor_base(model_type)
         if base is None:
             raise
         processor = image_only_processor(base).from_pretrained(name, local_files_only=local)
     processor.tokenizer.padding_side = "left"  # generation continues every row from its last column
-    if max_pixels is not None:
-        size = dict(processor.image_processor.size)
-        size["longest_edge"] = max_pixels
-        size["shortest_edge"] = min(size.get("shortest_edge") or max_pixels, max_pixels)
-        processor.image_processor.size = size
+    if max_pixels is not None:  # each family reads its size its own way
+        families.cap_pixels(processor, model_type, max_pixels)
     return processor
 
 
-def max_image_pixels(processor):
-    """The most pixels the processor keeps of an image (Qwen2-VL's size["longest_edge"] counts pixels); None for a
-    text-only model's processor (it has no image processor)."""
-    if processor.image_processor is None:
-        return None
-    return dict(processor.image_processor.size).get("longest_edge")
+max_image_pixels = families.max_image_pixels  # Qwen-VL's size["longest_edge"]; None for the others
 
 
 def load_model(name, dtype=torch.float32, device="cpu"):

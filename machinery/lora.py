@@ -28,14 +28,12 @@ class LoraError(ValueError):
 
 
 def language_model(model):
-    """The decoder of a Qwen-VL model (model.model.language_model in transformers 5), not its vision tower; of a
-    text-only causal LM, its whole decoder (get_decoder: model.model)."""
-    inner = getattr(model, "model", model)
-    found = getattr(inner, "language_model", None)
-    if found is None and type(model).__name__.endswith("ForCausalLM"):
-        found = model.get_decoder()
-    if found is None:
-        raise LoraError(f"{type(model).__name__} has no .model.language_model: LoRA targets cannot be placed")
+    """The language model's decoder, not the vision tower: `get_decoder()`, which answers for every family
+    (Qwen-VL's and Gemma 3's model.model.language_model, Idefics3's model.model.text_model, a causal LM's
+    model.model; docs/model-families.md)."""
+    found = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if found is None or found is model or not hasattr(found, "layers"):
+        raise LoraError(f"{type(model).__name__} has no decoder (get_decoder): LoRA targets cannot be placed")
     return found
 
 

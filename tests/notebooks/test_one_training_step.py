@@ -109,7 +109,7 @@ def test_the_notebook_runs_and_shows_the_librarys_numbers_for_its_batch(tmp_path
     questions, group_size = len(got["answers"]), args.group_size
 
     # the library on the batch's raw data: the responses, the answers, the images, the lengths
-    correct, fmt = methods.score_responses(got["texts"], list(np.repeat(got["answers"], group_size)), args.method)
+    correct, fmt, _ = methods.score_responses(got["texts"], list(np.repeat(got["answers"], group_size)), args.method)
     correct, fmt = correct.reshape(questions, group_size), fmt.reshape(questions, group_size)
     assert np.array_equal(shown["r_acc"], correct) and np.array_equal(shown["r_fmt"], fmt)
     pass_rate = difficulty.pass_rates(correct)
