@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from data_loading import loader
 from machinery import checkpoints, command_line, distributed, fsdp, loading, logs, lora, stopping, tracking
+from model_families import families
 import methods
 from task_rewards import reward_files
 import vlm
@@ -125,7 +126,7 @@ def load_models(args, checkpoint, dtype, device):
         policy = loading.load_model(checkpoint or args.model, torch.float32, device)
         reference = None if args.fsdp else load_reference(args, dtype, device)  # FSDP: once the policy is sharded
     if args.freeze_vision:
-        policy.model.visual.requires_grad_(False)
+        families.freeze_vision(policy)
     if args.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
         if args.lora_rank:  # frozen embeddings: checkpointed layers need inputs that require grad

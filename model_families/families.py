@@ -114,6 +114,18 @@ def vision_token_ids(model, processor):
     return sorted(ids)
 
 
+def freeze_vision(model):
+    """--freeze-vision for every family: only the language model (get_decoder(), its embeddings included) and the
+    output layer stay trainable; the vision tower and its projector (Qwen's `visual` with its merger, the others'
+    vision tower and connector / multi_modal_projector) are frozen, whatever each family names them."""
+    trainable = {id(p) for p in model.get_decoder().parameters()}
+    trainable |= {id(p) for p in model.get_output_embeddings().parameters()}
+    for parameter in model.parameters():
+        if id(parameter) not in trainable:
+            parameter.requires_grad_(False)
+    return model
+
+
 def logit_softcap(model):
     """The final-logit soft-cap `model`'s forward applies (config.final_logit_softcapping), or None."""
     return model.config.get_text_config().final_logit_softcapping if type(model).__name__ in SOFTCAPPED else None

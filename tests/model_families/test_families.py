@@ -138,3 +138,17 @@ def test_softcap_is_applied_per_chunk_where_the_forward_applies_it():
 
     assert families.logit_softcap(Gemma3ForCausalLM()) == 30.0
     assert families.logit_softcap(Gemma3ForConditionalGeneration()) is None
+
+
+def test_freeze_vision_leaves_the_language_model_and_output_layer_trainable(family_model_dir, tiny_model_dir):
+    """--freeze-vision on every family: the vision tower and projector frozen, whatever a family names them; on a
+    Qwen-VL model exactly its `visual` module (the rule before the other families)."""
+    from machinery import loading
+
+    _, folder = family_model_dir
+    for model in (loading.load_model(folder), loading.load_model(tiny_model_dir)):
+        frozen = {name for name, p in families.freeze_vision(model).named_parameters() if not p.requires_grad}
+        language = {id(p) for p in model.get_decoder().parameters()} | {
+            id(p) for p in model.get_output_embeddings().parameters()}
+        assert frozen and frozen == {name for name, p in model.named_parameters() if id(p) not in language}
+    assert frozen == {name for name, _ in model.named_parameters() if name.startswith("model.visual.")}
