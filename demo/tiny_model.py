@@ -11,6 +11,7 @@ size and normalisation, each family's chat template) with tiny sizes, and save t
     python -m demo.tiny_model --output-dir tiny-qwen2-vl
     python -m demo.tiny_model --arch qwen3_vl --output-dir tiny-qwen3-vl
     python -m demo.tiny_model --arch qwen2 --output-dir tiny-qwen2      # text-only: Qwen2ForCausalLM, no images
+    python -m demo.tiny_model --arch qwen3 --output-dir tiny-qwen3      # text-only: Qwen3ForCausalLM
     python -m demo.tiny_model --arch gemma3 --output-dir tiny-gemma3    # also idefics3 (SmolVLM), internvl
 
 The other families keep the byte-level BPE (the tokenizer's class matters to no code here) with each family's special
@@ -23,10 +24,10 @@ import json
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, Qwen2_5_VLConfig, Qwen2Config,
-                          Qwen2TokenizerFast, Qwen2VLConfig, Qwen3VLConfig)
+                          Qwen2TokenizerFast, Qwen2VLConfig, Qwen3Config, Qwen3VLConfig)
 
 ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # config.json's model_type
-TEXT_ARCHITECTURES = ("qwen2",)  # text-only causal LMs (machinery/text_models.py): no image processor
+TEXT_ARCHITECTURES = ("qwen2", "qwen3")  # text-only causal LMs (machinery/text_models.py): no image processor
 FAMILY_ARCHITECTURES = ("idefics3", "gemma3", "internvl")  # the other VLM families (model_families/)
 
 # The special tokens of Qwen2-VL, in the order the real tokenizer numbers them (after the ordinary vocabulary).
@@ -104,7 +105,7 @@ INTERNVL_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 CHAT_TEMPLATES = {"qwen2_vl": CHAT_TEMPLATE, "qwen2_5_vl": CHAT_TEMPLATE, "qwen3_vl": QWEN3_VL_CHAT_TEMPLATE,
-                  "qwen2": QWEN2_5_CHAT_TEMPLATE, "idefics3": IDEFICS3_CHAT_TEMPLATE, "gemma3": GEMMA3_CHAT_TEMPLATE,
+                  "qwen2": QWEN2_5_CHAT_TEMPLATE, "qwen3": QWEN2_5_CHAT_TEMPLATE, "idefics3": IDEFICS3_CHAT_TEMPLATE, "gemma3": GEMMA3_CHAT_TEMPLATE,
                   "internvl": INTERNVL_CHAT_TEMPLATE}
 
 # Each other family's special tokens (pad, eos, bos, the rest), and the named ones its processor reads off the
@@ -251,9 +252,12 @@ def build_config(tokenizer, arch="qwen2_vl", hidden_size=64, num_layers=2, num_h
                 num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads // 2,
                 max_position_embeddings=4096, bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
                 pad_token_id=ids("<|endoftext|>"), rope_parameters=rope)
-    if arch == "qwen2":  # text-only: plain 1-D RoPE, no vision tower; tied embeddings as in Qwen2.5-0.5B/1.5B
-        return Qwen2Config(**dict(text, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
-                           tie_word_embeddings=True)
+    if arch in TEXT_ARCHITECTURES:  # text-only: plain 1-D RoPE, no vision tower; tied embeddings as in the small
+        # Qwen2.5 / Qwen3 models; Qwen3 adds q/k norms and an explicit head_dim
+        config_class = Qwen2Config if arch == "qwen2" else Qwen3Config
+        extra = {} if arch == "qwen2" else dict(head_dim=head_dim)
+        return config_class(**dict(text, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+                            tie_word_embeddings=True, **extra)
     vision = dict(depth=vision_depth, num_heads=2, spatial_merge_size=2, temporal_patch_size=2)
     tokens = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
                   vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
@@ -320,6 +324,7 @@ if __name__ == "__main__":
     parser.add_argument("--output-dir", required=True, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--arch", default="qwen2_vl", choices=ARCHITECTURES + TEXT_ARCHITECTURES + FAMILY_ARCHITECTURES,
-                        help="the architecture (model_type); qwen2 is text-only (Qwen2.5, DeepSeek-R1-Distill-Qwen)")
+                        help="the architecture (model_type); qwen2 and qwen3 are text-only (qwen2: Qwen2.5, "
+                        "DeepSeek-R1-Distill-Qwen)")
     args = parser.parse_args()
     print("saved to", build_tiny_model(args.output_dir, seed=args.seed, arch=args.arch))

@@ -38,8 +38,10 @@ def test_loads_as_causal_lm_with_a_tokenizer_standing_in_for_the_processor(tiny_
     assert vlm.chat_prompt(processor, "What is 3+4?", "Answer.", num_images=0) == "What is 3+4? Answer.\n"
 
 
-def test_training_logprobs_equal_generate_scores(tiny_text_model_dir, text_dataset):
-    processor, model = loading.load_processor(tiny_text_model_dir), loading.load_model(tiny_text_model_dir)
+def check_training_logprobs_equal_generate_scores(model_dir, text_dataset):
+    """Samples 2 text questions x 2 with `model_dir` and checks the training log-probs against generate's; returns the
+    model."""
+    processor, model = loading.load_processor(model_dir), loading.load_model(model_dir)
     inputs, images = vlm.encode_questions(processor, loader.load_examples(text_dataset)[:2], "Answer.")
     assert images == [[], []]
     inputs = vlm.take_rows(inputs, [0, 0, 1, 1])
@@ -50,6 +52,11 @@ def test_training_logprobs_equal_generate_scores(tiny_text_model_dir, text_datas
         logp = vlm.token_logprobs(model, inputs, rollout["completion_ids"], rollout["response_mask"], 1.0, suppress)
     mask = rollout["response_mask"]
     assert mask.sum() > 6 and torch.where(mask, (logp - rollout["logprobs"]).abs(), 0.0).max() < 1e-4
+    return model
+
+
+def test_training_logprobs_equal_generate_scores(tiny_text_model_dir, text_dataset):
+    check_training_logprobs_equal_generate_scores(tiny_text_model_dir, text_dataset)
 
 
 REWARD = "def score(response, ground_truth):\n    right = float(len(response) % 2)\n" \
@@ -77,6 +84,23 @@ def test_every_method_trains_and_the_checkpoint_reloads_and_evaluates(tiny_text_
         fast_grpo.main([*common, "--output-dir", str(out), "--max-steps", "1", "--method", method])
         line = json.loads(open(out / "metrics.jsonl").readline())
         assert line["step"] == 1 and math.isfinite(line["entropy"]) and line["tokens_mean"] > 0, method
+
+
+def test_a_qwen3_model_samples_what_training_scores_and_trains(text_dataset, tmp_path):
+    """Qwen3ForCausalLM (q/k norms, an explicit head_dim) through the same path: log-probs equal generate's, and
+    two FAST steps move the weights."""
+    from demo import tiny_model
+
+    folder = tiny_model.build_tiny_model(str(tmp_path / "tiny-qwen3"), seed=0, arch="qwen3")
+    model = check_training_logprobs_equal_generate_scores(folder, text_dataset)
+    assert type(model).__name__ == "Qwen3ForCausalLM"
+    (tmp_path / "parity.py").write_text(REWARD)
+    fast_grpo.main(["--model", folder, "--data", text_dataset, "--batch-size", "4", "--group-size", "4",
+                    "--max-new-tokens", "16", "--lr", "1e-3", "--weight-decay", "0", "--no-compare-at-end",
+                    "--output-dir", str(tmp_path / "run"), "--max-steps", "2", "--save-every", "2",
+                    "--reward-fn", f"{tmp_path / 'parity.py'}:score"])
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "checkpoint-2").state_dict()
+    assert any(not torch.equal(v, trained[k]) for k, v in model.state_dict().items())
 
 
 def test_lora_targets_the_decoder(tiny_text_model_dir):
