@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pyarrow
 import pyarrow.parquet
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForImageTextToText
@@ -122,3 +123,19 @@ def mathvista_row(pid, answer, question_type, answer_type, choices=None, precisi
 def write_benchmark_parquet(path, rows):
     pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), str(path))
     return str(path)
+
+
+def sample_and_check_logprobs(model, processor, inputs, new_tokens):
+    """Samples a response per row with generate (seed 0, T = 1, its scores kept) and checks that the training
+    log-probs (vlm.token_logprobs) equal generate's on every response token, to 1e-4; returns (rollout, suppress)."""
+    import vlm
+
+    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    torch.manual_seed(0)
+    rollout = vlm.sample(model, processor, inputs, new_tokens, 1.0, suppress, eos, return_logprobs=True)
+    with torch.no_grad():
+        logp = vlm.token_logprobs(model, inputs, rollout["completion_ids"], rollout["response_mask"], 1.0, suppress)
+    mask = rollout["response_mask"]
+    assert mask.sum() > 6 and torch.where(mask, (logp - rollout["logprobs"]).abs(), 0.0).max() < 1e-4
+    return rollout, suppress
+

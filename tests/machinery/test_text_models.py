@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from data_loading import loader
+from helpers import sample_and_check_logprobs
 import eval as evaluation
 import fast_grpo
 from machinery import loading, lora, text_models
@@ -44,14 +45,7 @@ def check_training_logprobs_equal_generate_scores(model_dir, text_dataset):
     processor, model = loading.load_processor(model_dir), loading.load_model(model_dir)
     inputs, images = vlm.encode_questions(processor, loader.load_examples(text_dataset)[:2], "Answer.")
     assert images == [[], []]
-    inputs = vlm.take_rows(inputs, [0, 0, 1, 1])
-    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
-    torch.manual_seed(0)
-    rollout = vlm.sample(model, processor, inputs, 12, 1.0, suppress, eos, return_logprobs=True)
-    with torch.no_grad():
-        logp = vlm.token_logprobs(model, inputs, rollout["completion_ids"], rollout["response_mask"], 1.0, suppress)
-    mask = rollout["response_mask"]
-    assert mask.sum() > 6 and torch.where(mask, (logp - rollout["logprobs"]).abs(), 0.0).max() < 1e-4
+    sample_and_check_logprobs(model, processor, vlm.take_rows(inputs, [0, 0, 1, 1]), 12)
     return model
 
 

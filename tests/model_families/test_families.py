@@ -13,6 +13,7 @@ from transformers import AutoModelForImageTextToText
 
 import eval as evaluation
 import fast_grpo
+from helpers import sample_and_check_logprobs
 from machinery import loading, lora
 from model_families import families
 import vlm
@@ -60,15 +61,9 @@ def test_training_logprobs_equal_generate_scores_and_rows_keep_their_images(fami
     with torch.no_grad():
         whole = model(**families.model_inputs(inputs)).logits[1, -1]
         assert torch.allclose(model(**families.model_inputs(alone)).logits[0, -1], whole, atol=1e-5)
-    suppress, eos = vlm.vision_token_ids(model, processor), vlm.eos_token_ids(model, processor)
+    rollout, suppress = sample_and_check_logprobs(model, processor, twice, 8)
     structure = {"idefics3": "<global-img>", "gemma3": "<start_of_image>", "internvl": "<img>"}[arch]
     assert processor.tokenizer.convert_tokens_to_ids(structure) in suppress
-    torch.manual_seed(0)
-    rollout = vlm.sample(model, processor, twice, 8, 1.0, suppress, eos, return_logprobs=True)
-    with torch.no_grad():
-        logp = vlm.token_logprobs(model, twice, rollout["completion_ids"], rollout["response_mask"], 1.0, suppress)
-    mask = rollout["response_mask"]
-    assert mask.sum() > 6 and torch.where(mask, (logp - rollout["logprobs"]).abs(), 0.0).max() < 1e-4
     assert not torch.isin(rollout["completion_ids"], torch.tensor(suppress)).any()
     names = lora.target_modules(model, "q_proj,down_proj")  # the vision towers have q_proj or fc layers too
     decoder = {"idefics3": "model.text_model.", "gemma3": "model.language_model.", "internvl": "model.language_model."}
