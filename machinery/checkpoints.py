@@ -31,9 +31,11 @@ SAME_RUN_KEYS = ("model", "data", "method", "max_steps", "batch_size", "group_si
                  # what decides which rows are examples: another value would change the questions of each step
                  "skip_bad_examples", "image_dir", "question_key", "answer_key", "image_key", "max_images",
                  # the learning rate of each step is a function of these two (and of lr and max_steps)
-                 "lr_scheduler", "warmup_ratio")
+                 "lr_scheduler", "warmup_ratio",
+                 # another task's reward would make another run
+                 "reward_fn")
 # What a checkpoint written before a key of SAME_RUN_KEYS existed ran with: such a checkpoint still resumes.
-BEFORE_THE_KEY = dict(lr_scheduler="constant", warmup_ratio=0.0)
+BEFORE_THE_KEY = dict(lr_scheduler="constant", warmup_ratio=0.0, reward_fn=None)
 
 
 class CheckpointError(RuntimeError):
